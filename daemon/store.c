@@ -1,0 +1,596 @@
+/* SQLite store with a group-committing writer thread; see store.h. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sqlite3.h>
+
+#include "config.h"
+#include "log.h"
+#include "schema.h"
+#include "store.h"
+
+struct job {
+	struct job		*next;
+	store_job_fn		 fn;
+	store_done_fn		 done;
+	void			*arg;
+	struct store_result	 res;
+};
+
+struct store_tx {
+	sqlite3			*db;
+	struct job		*job;
+	int64_t			 changes;
+};
+
+struct store_row {
+	sqlite3_stmt		*st;
+};
+
+static struct {
+	sqlite3			*wdb;		/* writer thread only */
+	sqlite3			*rdb;		/* loop thread only */
+	pthread_t		 thread;
+	int			 running;
+	pthread_mutex_t		 mu;
+	pthread_cond_t		 cv;
+	struct job		*queue, **queue_tail;	/* under mu */
+	struct job		*done, **done_tail;	/* under mu */
+	int			 stopping;		/* under mu */
+	int			 fatal;			/* under mu */
+	int			 durability;		/* under mu */
+	int			 pipe[2];
+	struct event		*ev;
+	struct store_stats	 stats;			/* under mu */
+	void			(*on_fatal)(void);
+} st = { .pipe = { -1, -1 } };
+
+static int
+sqlite_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return (ENOSPC);
+	case SQLITE_READONLY:
+		return (EROFS);
+	case SQLITE_NOMEM:
+		return (ENOMEM);
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return (EBUSY);
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return (EBADMSG);
+	case SQLITE_CONSTRAINT:
+		return (EEXIST);
+	case SQLITE_CANTOPEN:
+		return (ENOENT);
+	default:
+		return (EIO);
+	}
+}
+
+static int
+set_fail(struct store_result *r, int err, const char *msg)
+{
+	r->ok = 0;
+	r->err = err;
+	snprintf(r->msg, sizeof(r->msg), "%s", msg);
+	return (-1);
+}
+
+/* Bind fmt's parameters; -1 on a bad format letter or a bind error. */
+static int
+bind_args(sqlite3_stmt *s, const char *fmt, va_list ap)
+{
+	const void	*blob;
+	size_t		 len;
+	int		 i, rc = SQLITE_OK;
+
+	for (i = 0; fmt != NULL && fmt[i] != '\0' && rc == SQLITE_OK; i++) {
+		switch (fmt[i]) {
+		case 'i':
+			rc = sqlite3_bind_int64(s, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'd':
+			rc = sqlite3_bind_double(s, i + 1, va_arg(ap, double));
+			break;
+		case 't':
+			rc = sqlite3_bind_text(s, i + 1, va_arg(ap,
+			    const char *), -1, SQLITE_TRANSIENT);
+			break;
+		case 'b':
+			blob = va_arg(ap, const void *);
+			len = va_arg(ap, size_t);
+			rc = sqlite3_bind_blob64(s, i + 1, blob, len,
+			    SQLITE_TRANSIENT);
+			break;
+		case 'n':
+			rc = sqlite3_bind_null(s, i + 1);
+			break;
+		default:
+			return (-1);
+		}
+	}
+	return (rc == SQLITE_OK ? 0 : -1);
+}
+
+/*
+ * Prepare, bind and step sql to completion, calling fn for each row.
+ * Statements are prepared with SQLITE_PREPARE_PERSISTENT-style caching left
+ * to SQLite's own cache of recent statements (sqlite3_prepare_v3 reuses
+ * nothing by itself, but these are short statements; measure before adding
+ * a cache). Returns the sqlite result code.
+ */
+static int
+run(sqlite3 *db, store_row_fn fn, void *arg, const char *sql,
+    const char *fmt, va_list ap)
+{
+	sqlite3_stmt		*s;
+	struct store_row	 row;
+	int			 rc;
+
+	if ((rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL)) != SQLITE_OK)
+		return (rc);
+	if (bind_args(s, fmt, ap) == -1) {
+		sqlite3_finalize(s);
+		return (SQLITE_MISUSE);
+	}
+	row.st = s;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (fn != NULL && fn(&row, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	sqlite3_finalize(s);
+	return (rc == SQLITE_DONE ? SQLITE_OK : rc);
+}
+
+int
+store_tx_exec(struct store_tx *tx, const char *sql, const char *fmt, ...)
+{
+	va_list	ap;
+	int	rc;
+
+	va_start(ap, fmt);
+	rc = run(tx->db, NULL, NULL, sql, fmt, ap);
+	va_end(ap);
+	if (rc != SQLITE_OK)
+		return (set_fail(&tx->job->res, sqlite_errno(rc),
+		    sqlite3_errmsg(tx->db)));
+	tx->changes += sqlite3_changes(tx->db);
+	return (0);
+}
+
+int
+store_tx_query(struct store_tx *tx, store_row_fn fn, void *arg,
+    const char *sql, const char *fmt, ...)
+{
+	va_list	ap;
+	int	rc;
+
+	va_start(ap, fmt);
+	rc = run(tx->db, fn, arg, sql, fmt, ap);
+	va_end(ap);
+	if (rc != SQLITE_OK)
+		return (set_fail(&tx->job->res, sqlite_errno(rc),
+		    sqlite3_errmsg(tx->db)));
+	return (0);
+}
+
+int
+store_tx_fail(struct store_tx *tx, int err, const char *msg)
+{
+	return (set_fail(&tx->job->res, err, msg));
+}
+
+int64_t
+store_tx_changes(const struct store_tx *tx)
+{
+	return (tx->changes);
+}
+
+int
+store_query(store_row_fn fn, void *arg, const char *sql, const char *fmt, ...)
+{
+	va_list	ap;
+	int	rc;
+
+	if (st.rdb == NULL)
+		return (-1);
+	va_start(ap, fmt);
+	rc = run(st.rdb, fn, arg, sql, fmt, ap);
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		log_warnx("store: read failed: %s", sqlite3_errmsg(st.rdb));
+		errno = sqlite_errno(rc);
+		return (-1);
+	}
+	return (0);
+}
+
+int64_t
+store_row_int(const struct store_row *r, int col)
+{
+	return (sqlite3_column_int64(r->st, col));
+}
+
+double
+store_row_double(const struct store_row *r, int col)
+{
+	return (sqlite3_column_double(r->st, col));
+}
+
+const char *
+store_row_text(const struct store_row *r, int col)
+{
+	return ((const char *)sqlite3_column_text(r->st, col));
+}
+
+const void *
+store_row_blob(const struct store_row *r, int col, size_t *len)
+{
+	const void	*p = sqlite3_column_blob(r->st, col);
+
+	*len = (size_t)sqlite3_column_bytes(r->st, col);
+	return (p);
+}
+
+int
+store_row_isnull(const struct store_row *r, int col)
+{
+	return (sqlite3_column_type(r->st, col) == SQLITE_NULL);
+}
+
+static int
+exec_plain(sqlite3 *db, const char *sql)
+{
+	return (sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+static void
+apply_durability(sqlite3 *db, int durability)
+{
+	exec_plain(db, durability == DURABILITY_NORMAL ?
+	    "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+}
+
+/*
+ * Run one batch inside one transaction. Each job gets a savepoint so that a
+ * job that fails on its own (a constraint, a refused value) leaves the
+ * others intact. When SQLite itself abandons the transaction (it does on
+ * SQLITE_FULL and I/O errors) every job of the batch fails with that error.
+ * Returns 1 when the failure is one the daemon must not survive.
+ */
+static int
+run_batch(struct job *batch, int durability)
+{
+	struct store_tx	 tx;
+	struct job	*j;
+	int		 rc, err = 0, fatal = 0;
+	char		 msg[160] = "";
+
+	memset(&tx, 0, sizeof(tx));
+	tx.db = st.wdb;
+	apply_durability(st.wdb, durability);
+	if ((rc = exec_plain(st.wdb, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+		err = sqlite_errno(rc);
+		snprintf(msg, sizeof(msg), "begin: %s", sqlite3_errmsg(st.wdb));
+		goto fail;
+	}
+	for (j = batch; j != NULL; j = j->next) {
+		j->res.ok = 1;
+		tx.job = j;
+		exec_plain(st.wdb, "SAVEPOINT job");
+		if (j->fn(&tx, j->arg) == 0) {
+			exec_plain(st.wdb, "RELEASE job");
+			continue;
+		}
+		j->res.ok = 0;
+		if (sqlite3_get_autocommit(st.wdb)) {
+			/* SQLite rolled the whole transaction back. */
+			err = j->res.err;
+			snprintf(msg, sizeof(msg), "%s", j->res.msg);
+			goto fail;
+		}
+		exec_plain(st.wdb, "ROLLBACK TO job");
+		exec_plain(st.wdb, "RELEASE job");
+	}
+	if ((rc = exec_plain(st.wdb, "COMMIT")) == SQLITE_OK)
+		return (0);
+	err = sqlite_errno(rc);
+	snprintf(msg, sizeof(msg), "commit: %s", sqlite3_errmsg(st.wdb));
+	if (!sqlite3_get_autocommit(st.wdb))
+		exec_plain(st.wdb, "ROLLBACK");
+fail:
+	/* ENOSPC is survivable: nothing was half-written, space may return. */
+	fatal = err != ENOSPC;
+	for (j = batch; j != NULL; j = j->next)
+		set_fail(&j->res, err, msg);
+	log_crit("store: batch failed: %s", msg);
+	return (fatal);
+}
+
+static void *
+writer_main(void *unused)
+{
+	struct job	*batch, *j;
+	size_t		 n;
+	int		 durability, fatal;
+	char		 c = 0;
+
+	(void)unused;
+	for (;;) {
+		pthread_mutex_lock(&st.mu);
+		while (st.queue == NULL && !st.stopping)
+			pthread_cond_wait(&st.cv, &st.mu);
+		if (st.queue == NULL && st.stopping) {
+			pthread_mutex_unlock(&st.mu);
+			break;
+		}
+		batch = st.queue;
+		st.queue = NULL;
+		st.queue_tail = &st.queue;
+		durability = st.durability;
+		pthread_mutex_unlock(&st.mu);
+
+		fatal = run_batch(batch, durability);
+
+		for (n = 0, j = batch; j != NULL; j = j->next)
+			n++;
+		pthread_mutex_lock(&st.mu);
+		st.stats.jobs += n;
+		st.stats.commits++;
+		if (!batch->res.ok)
+			st.stats.failures++;
+		if (fatal)
+			st.fatal = 1;
+		*st.done_tail = batch;
+		for (j = batch; j->next != NULL; j = j->next)
+			;
+		st.done_tail = &j->next;
+		pthread_mutex_unlock(&st.mu);
+		/* Wake the loop; a full pipe already means it will wake. */
+		(void)write(st.pipe[1], &c, 1);
+	}
+	return (NULL);
+}
+
+/* Run completions on the loop thread, in submission order. */
+static void
+deliver_done(void)
+{
+	struct job	*list, *j, *next;
+
+	pthread_mutex_lock(&st.mu);
+	list = st.done;
+	st.done = NULL;
+	st.done_tail = &st.done;
+	pthread_mutex_unlock(&st.mu);
+	for (j = list; j != NULL; j = next) {
+		next = j->next;
+		if (j->done != NULL)
+			j->done(j->arg, &j->res);
+		free(j);
+	}
+	if (list != NULL && st.on_fatal != NULL && store_fatal())
+		st.on_fatal();
+}
+
+void
+store_on_fatal(void (*fn)(void))
+{
+	st.on_fatal = fn;
+}
+
+static void
+store_wakeup(int fd, short ev, void *arg)
+{
+	char	buf[256];
+
+	(void)ev;
+	(void)arg;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	deliver_done();
+}
+
+int
+store_submit(store_job_fn fn, store_done_fn done, void *arg)
+{
+	struct job	*j;
+
+	if (!st.running)
+		return (-1);
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return (-1);
+	j->fn = fn;
+	j->done = done;
+	j->arg = arg;
+	pthread_mutex_lock(&st.mu);
+	*st.queue_tail = j;
+	st.queue_tail = &j->next;
+	pthread_cond_signal(&st.cv);
+	pthread_mutex_unlock(&st.mu);
+	return (0);
+}
+
+int
+store_fatal(void)
+{
+	int	f;
+
+	pthread_mutex_lock(&st.mu);
+	f = st.fatal;
+	pthread_mutex_unlock(&st.mu);
+	return (f);
+}
+
+void
+store_set_durability(int durability)
+{
+	pthread_mutex_lock(&st.mu);
+	st.durability = durability;
+	pthread_mutex_unlock(&st.mu);
+}
+
+void
+store_get_stats(struct store_stats *out)
+{
+	pthread_mutex_lock(&st.mu);
+	*out = st.stats;
+	pthread_mutex_unlock(&st.mu);
+}
+
+static int
+get_version(sqlite3 *db)
+{
+	sqlite3_stmt	*s;
+	int		 v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s,
+	    NULL) != SQLITE_OK)
+		return (-1);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return (v);
+}
+
+/* Apply every migration past the database's user_version, each atomically. */
+static int
+migrate(sqlite3 *db, char **cause)
+{
+	char	*sql, *err = NULL;
+	int	 v, n;
+
+	if ((v = get_version(db)) < 0) {
+		asprintf(cause, "reading user_version: %s", sqlite3_errmsg(db));
+		return (-1);
+	}
+	for (n = 0; schema_migrations[n] != NULL; n++)
+		;
+	if (v > n) {
+		asprintf(cause, "database schema %d is newer than this ermd "
+		    "(%d); refusing to open it", v, n);
+		return (-1);
+	}
+	for (; v < n; v++) {
+		if (asprintf(&sql, "BEGIN IMMEDIATE; %s PRAGMA user_version = "
+		    "%d; COMMIT;", schema_migrations[v], v + 1) == -1) {
+			asprintf(cause, "out of memory");
+			return (-1);
+		}
+		if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+			asprintf(cause, "migration %d: %s", v + 1, err);
+			sqlite3_free(err);
+			exec_plain(db, "ROLLBACK");
+			free(sql);
+			return (-1);
+		}
+		free(sql);
+		log_info("store: schema migrated to version %d", v + 1);
+	}
+	st.stats.schema_version = n;
+	return (0);
+}
+
+static sqlite3 *
+open_db(const char *path, int flags, char **cause)
+{
+	sqlite3	*db;
+
+	if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK) {
+		asprintf(cause, "%s: %s", path, db != NULL ?
+		    sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return (NULL);
+	}
+	sqlite3_busy_timeout(db, 5000);
+	sqlite3_extended_result_codes(db, 1);
+	return (db);
+}
+
+int
+store_open(struct event_base *base, const char *path, int durability,
+    char **cause)
+{
+	*cause = NULL;
+	st.wdb = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	    cause);
+	if (st.wdb == NULL)
+		goto fail;
+	if (exec_plain(st.wdb, "PRAGMA journal_mode=WAL") != SQLITE_OK ||
+	    exec_plain(st.wdb, "PRAGMA foreign_keys=ON") != SQLITE_OK) {
+		asprintf(cause, "%s: %s", path, sqlite3_errmsg(st.wdb));
+		goto fail;
+	}
+	apply_durability(st.wdb, durability);
+	if (migrate(st.wdb, cause) == -1)
+		goto fail;
+	if ((st.rdb = open_db(path, SQLITE_OPEN_READONLY, cause)) == NULL)
+		goto fail;
+	if (pipe2(st.pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		asprintf(cause, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	st.ev = event_new(base, st.pipe[0], EV_READ | EV_PERSIST,
+	    store_wakeup, NULL);
+	if (st.ev == NULL || event_add(st.ev, NULL) == -1) {
+		asprintf(cause, "event_new failed");
+		goto fail;
+	}
+	pthread_mutex_init(&st.mu, NULL);
+	pthread_cond_init(&st.cv, NULL);
+	st.queue_tail = &st.queue;
+	st.done_tail = &st.done;
+	st.durability = durability;
+	st.stopping = 0;
+	st.fatal = 0;
+	if (pthread_create(&st.thread, NULL, writer_main, NULL) != 0) {
+		asprintf(cause, "cannot start the writer thread");
+		goto fail;
+	}
+	st.running = 1;
+	return (0);
+fail:
+	store_close();
+	return (-1);
+}
+
+void
+store_close(void)
+{
+	if (st.running) {
+		pthread_mutex_lock(&st.mu);
+		st.stopping = 1;
+		pthread_cond_signal(&st.cv);
+		pthread_mutex_unlock(&st.mu);
+		pthread_join(st.thread, NULL);
+		st.running = 0;
+		deliver_done();
+		pthread_mutex_destroy(&st.mu);
+		pthread_cond_destroy(&st.cv);
+	}
+	if (st.ev != NULL)
+		event_free(st.ev);
+	st.ev = NULL;
+	if (st.pipe[0] != -1) {
+		close(st.pipe[0]);
+		close(st.pipe[1]);
+	}
+	st.pipe[0] = st.pipe[1] = -1;
+	sqlite3_close(st.rdb);
+	sqlite3_close(st.wdb);
+	st.rdb = st.wdb = NULL;
+	memset(&st.stats, 0, sizeof(st.stats));
+}

@@ -1,0 +1,111 @@
+/*
+ * The ermd wire format: framing, error codes and limits, shared by the daemon
+ * and every client. No sockets and no event loop here.
+ *
+ * Bump ERM_PROTO_VERSION whenever a message changes in a way an existing
+ * client would notice.
+ */
+#ifndef ERM_PROTO_H
+#define ERM_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define ERM_PROTO_VERSION	1
+
+/* A frame is a 4-byte big-endian length followed by that many bytes. */
+#define ERM_FRAME_HDR		4
+#define ERM_MAX_FRAME_DEFAULT	(1024 * 1024)
+#define ERM_MAX_DEPTH		32
+
+/* Error codes of PROTOCOL.md §3. */
+enum erm_code {
+	ERM_PARSE_ERROR		= -32700,
+	ERM_INVALID_REQUEST	= -32600,
+	ERM_METHOD_NOT_FOUND	= -32601,
+	ERM_INVALID_PARAMS	= -32602,
+	ERM_INTERNAL_ERROR	= -32603,
+	ERM_NOT_FOUND		= 1001,
+	ERM_PERMISSION_DENIED	= 1002,
+	ERM_CONFLICT		= 1003,
+	ERM_BREAKER_OPEN	= 1004,
+	ERM_LIMIT_EXCEEDED	= 1005,
+	ERM_IO_ERROR		= 1006,
+	ERM_UNAVAILABLE		= 1007,
+	ERM_CORRUPTED		= 1008,
+	ERM_TIMEOUT		= 1009,
+	ERM_CANCELLED		= 1010,
+};
+
+/* The code's name as in the table ("parse_error"), or "unknown". */
+const char	*erm_code_name(int code);
+
+/*
+ * Result of looking at the front of a byte buffer for one frame.
+ * ERM_FRAME_MORE: not enough bytes yet (the header may be partial).
+ * ERM_FRAME_OK: a complete frame; *body and *body_len describe it and
+ *   *consumed is the number of bytes to drop from the buffer.
+ * ERM_FRAME_EMPTY: the header declares zero bytes.
+ * ERM_FRAME_TOO_BIG: the header declares more than max_frame bytes.
+ * The header is checked as soon as its four bytes are present, so a caller
+ * never has to hold or allocate more than max_frame + 4 bytes.
+ */
+enum erm_frame_result {
+	ERM_FRAME_MORE,
+	ERM_FRAME_OK,
+	ERM_FRAME_EMPTY,
+	ERM_FRAME_TOO_BIG,
+};
+
+enum erm_frame_result
+		 erm_frame_parse(const uint8_t *buf, size_t len, size_t max_frame,
+		    const uint8_t **body, size_t *body_len, size_t *consumed);
+
+/*
+ * The declared length of the frame at the front of buf, or 0 when fewer than
+ * four bytes are present. Lets a reader size its buffer after the header has
+ * passed erm_frame_parse's checks.
+ */
+uint32_t	 erm_frame_declared(const uint8_t *buf, size_t len);
+
+/* Write the 4-byte header for a body of len bytes into hdr. */
+void		 erm_frame_header(uint8_t hdr[ERM_FRAME_HDR], uint32_t len);
+
+/*
+ * Nesting depth of the JSON text in buf (objects and arrays, strings skipped),
+ * stopping early once it passes limit. Cheap pre-check so that a deeply
+ * nested body is refused before any parser recurses into it.
+ */
+int		 erm_json_depth(const uint8_t *buf, size_t len, int limit);
+
+/*
+ * One decoded request envelope. Fields are borrowed from the parsed document,
+ * which the envelope holds a reference to; erm_envelope_clear releases it.
+ */
+struct erm_envelope {
+	json_t		*doc;		/* new reference: the whole object */
+	json_t		*id;		/* borrowed; NULL when absent/unusable */
+	const char	*method;	/* borrowed */
+	json_t		*params;	/* borrowed; never NULL after success */
+};
+
+/*
+ * Decode one frame body as a request. On failure returns the error code
+ * (ERM_PARSE_ERROR or ERM_INVALID_REQUEST), fills msg with a human reason,
+ * and leaves env->id set when the id itself was usable so the error reply can
+ * echo it. Returns 0 on success.
+ */
+int		 erm_envelope_decode(const uint8_t *body, size_t len,
+		    struct erm_envelope *env, char *msg, size_t msgsz);
+void		 erm_envelope_clear(struct erm_envelope *env);
+
+/*
+ * Serialise obj compactly and append a complete frame to a caller buffer.
+ * Returns a malloc'ed frame (header + body) and its size in *len, or NULL when
+ * serialisation fails or the body would exceed max_frame.
+ */
+uint8_t		*erm_frame_encode(const json_t *obj, size_t max_frame, size_t *len);
+
+#endif

@@ -1,0 +1,397 @@
+/* The regress harness; see harness.h. */
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+const char *
+ermd_path(void)
+{
+	const char	*p = getenv("ERMD");
+
+	return (p != NULL ? p : "build/ermd");
+}
+
+const char *
+ermctl_path(void)
+{
+	const char	*p = getenv("ERMCTL");
+
+	return (p != NULL ? p : "build/ermctl");
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec	ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+void
+daemon_write_conf(struct daemon *d, const char *conf)
+{
+	FILE	*fp;
+
+	ck_assert_ptr_nonnull(fp = fopen(d->conf, "w"));
+	fputs(conf, fp);
+	fclose(fp);
+}
+
+void
+daemon_dump_log(const struct daemon *d)
+{
+	char	buf[4096];
+	FILE	*fp;
+	size_t	n;
+
+	if ((fp = fopen(d->log, "r")) == NULL)
+		return;
+	fprintf(stderr, "---- ermd log (%s) ----\n", d->log);
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+		fwrite(buf, 1, n, stderr);
+	fprintf(stderr, "---- end of log ----\n");
+	fclose(fp);
+}
+
+static void
+spawn(struct daemon *d)
+{
+	const char	*argv[32];
+	int		 argc = 0, i, fd;
+	json_t		*r;
+
+	argv[argc++] = ermd_path();
+	argv[argc++] = "-f";
+	argv[argc++] = "-v";
+	argv[argc++] = "-S";
+	argv[argc++] = d->sock;
+	argv[argc++] = "-D";
+	argv[argc++] = d->state;
+	if (d->has_conf) {
+		argv[argc++] = "-c";
+		argv[argc++] = d->conf;
+	}
+	for (i = 0; d->args != NULL && d->args[i] != NULL && argc < 30; i++)
+		argv[argc++] = d->args[i];
+	argv[argc] = NULL;
+
+	d->pid = fork();
+	ck_assert_int_ne(d->pid, -1);
+	if (d->pid == 0) {
+		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, STDERR_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (i = 0; i < 500; i++) {
+		if ((fd = raw_connect(d->sock)) != -1) {
+			r = raw_call(fd, "{\"id\":0,\"method\":\"ping\"}");
+			close(fd);
+			if (r != NULL && reply_code(r) == 0) {
+				json_decref(r);
+				return;
+			}
+			json_decref(r);
+		}
+		if (waitpid(d->pid, NULL, WNOHANG) == d->pid)
+			break;
+		sleep_ms(10);
+	}
+	daemon_dump_log(d);
+	ck_abort_msg("ermd did not start");
+}
+
+void
+daemon_start(struct daemon *d, const char *conf, const char *const *args)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/ermd-regress-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(d->dir));
+	snprintf(d->sock, sizeof(d->sock), "%s/ermd.sock", d->dir);
+	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/ermd.log", d->dir);
+	snprintf(d->conf, sizeof(d->conf), "%s/ermd.conf", d->dir);
+	if (conf != NULL) {
+		daemon_write_conf(d, conf);
+		d->has_conf = 1;
+	}
+	d->args = args;
+	spawn(d);
+}
+
+void
+daemon_restart(struct daemon *d)
+{
+	spawn(d);
+}
+
+static int
+stop(struct daemon *d, int keep)
+{
+	int	status, i;
+	char	cmd[128];
+
+	if (d->pid <= 0)
+		return (-1);
+	kill(d->pid, SIGTERM);
+	for (i = 0; i < 1000; i++) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid)
+			break;
+		sleep_ms(10);
+	}
+	if (i == 1000) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, &status, 0);
+	}
+	d->pid = 0;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", d->dir);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		if (!keep)
+			(void)!system(cmd);
+	} else
+		daemon_dump_log(d);
+	return (WIFEXITED(status) ? WEXITSTATUS(status) :
+	    128 + WTERMSIG(status));
+}
+
+int
+daemon_stop(struct daemon *d)
+{
+	return (stop(d, 0));
+}
+
+int
+daemon_stop_keep(struct daemon *d)
+{
+	return (stop(d, 1));
+}
+
+void
+daemon_kill9(struct daemon *d)
+{
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	d->pid = 0;
+}
+
+int
+raw_connect(const char *sock)
+{
+	struct sockaddr_un	sun;
+	int			fd;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return (-1);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+void
+raw_send_bytes(int fd, const void *buf, size_t len)
+{
+	const char	*p = buf;
+	ssize_t		 n;
+
+	while (len > 0) {
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		ck_assert_msg(n > 0, "send: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+void
+raw_send_frame(int fd, const char *json)
+{
+	size_t		len = strlen(json);
+	unsigned char	hdr[4] = { (unsigned char)(len >> 24),
+	    (unsigned char)(len >> 16), (unsigned char)(len >> 8),
+	    (unsigned char)len };
+
+	raw_send_bytes(fd, hdr, 4);
+	raw_send_bytes(fd, json, len);
+}
+
+/* Read exactly len bytes; 0 ok, -1 EOF/error/timeout. */
+static int
+read_full(int fd, void *buf, size_t len, int timeout_ms)
+{
+	struct pollfd	 pfd = { fd, POLLIN, 0 };
+	char		*p = buf;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return (-1);
+		n = read(fd, p, len);
+		if (n <= 0)
+			return (-1);
+		p += n;
+		len -= (size_t)n;
+	}
+	return (0);
+}
+
+json_t *
+raw_recv(int fd, int timeout_ms)
+{
+	unsigned char	 hdr[4];
+	uint32_t	 len;
+	char		*body;
+	json_t		*j;
+
+	if (read_full(fd, hdr, 4, timeout_ms) == -1)
+		return (NULL);
+	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+	    (uint32_t)hdr[2] << 8 | hdr[3];
+	ck_assert_uint_le(len, 64u << 20);
+	body = malloc(len);
+	if (read_full(fd, body, len, timeout_ms) == -1) {
+		free(body);
+		return (NULL);
+	}
+	j = json_loadb(body, len, 0, NULL);
+	free(body);
+	ck_assert_ptr_nonnull(j);
+	return (j);
+}
+
+int
+raw_closed(int fd, int timeout_ms)
+{
+	struct pollfd	pfd = { fd, POLLIN, 0 };
+	char		buf[65536];
+	ssize_t		n;
+
+	for (;;) {
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return (0);
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0 || (n == -1 && errno == ECONNRESET))
+			return (1);
+		if (n == -1)
+			return (0);
+	}
+}
+
+json_t *
+raw_call(int fd, const char *json)
+{
+	json_t	*req, *r;
+
+	req = json_loads(json, 0, NULL);
+	raw_send_frame(fd, json);
+	for (;;) {
+		if ((r = raw_recv(fd, 10000)) == NULL)
+			break;
+		if (req != NULL && json_equal(json_object_get(r, "id"),
+		    json_object_get(req, "id")))
+			break;
+		json_decref(r);		/* an event or another reply */
+	}
+	json_decref(req);
+	return (r);
+}
+
+int
+reply_code(const json_t *reply)
+{
+	json_t	*e = json_object_get(reply, "error");
+
+	if (e == NULL)
+		return (0);
+	return ((int)json_integer_value(json_object_get(e, "code")));
+}
+
+void
+assert_serves(const struct daemon *d)
+{
+	int	 fd;
+	json_t	*r;
+
+	fd = raw_connect(d->sock);
+	ck_assert_int_ne(fd, -1);
+	r = raw_call(fd, "{\"id\":\"still\",\"method\":\"ping\"}");
+	ck_assert_ptr_nonnull(r);
+	ck_assert(json_is_true(json_object_get(json_object_get(r, "result"),
+	    "pong")));
+	json_decref(r);
+	close(fd);
+}
+
+int
+run_prog(char *out, size_t outsz, const char *const *argv)
+{
+	int	p[2], status;
+	pid_t	pid;
+	size_t	len = 0;
+	ssize_t	n;
+	char	discard[4096];
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	for (;;) {
+		if (out != NULL && len + 1 < outsz)
+			n = read(p[0], out + len, outsz - 1 - len);
+		else
+			n = read(p[0], discard, sizeof(discard));
+		if (n <= 0)
+			break;
+		if (out != NULL && len + 1 < outsz)
+			len += (size_t)n;
+	}
+	if (out != NULL && outsz > 0)
+		out[len] = '\0';
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	return (WIFEXITED(status) ? WEXITSTATUS(status) :
+	    128 + WTERMSIG(status));
+}
+
+int
+ermctl(const struct daemon *d, char *out, size_t outsz,
+    const char *const *args)
+{
+	const char	*argv[32];
+	int		 argc = 0, i;
+
+	argv[argc++] = ermctl_path();
+	argv[argc++] = "--socket";
+	argv[argc++] = d->sock;
+	for (i = 0; args[i] != NULL && argc < 31; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	return (run_prog(out, outsz, argv));
+}

@@ -1,0 +1,73 @@
+/*
+ * Regress harness: start a private ermd on a temp socket and state dir,
+ * talk to it with raw frames or ermctl, and stop it. A failing test prints
+ * the daemon's log.
+ */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+struct daemon {
+	pid_t	pid;
+	char	dir[64];		/* temp dir: sock, state, log, conf */
+	char	sock[128];
+	char	state[128];
+	char	log[128];
+	char	conf[128];
+	int	has_conf;
+	const char *const *args;
+};
+
+/*
+ * Start ermd with the given config text (NULL: none) and extra arguments
+ * (NULL-terminated, may be NULL); waits until it answers ping.
+ */
+void	 daemon_start(struct daemon *, const char *conf, const char *const *args);
+/* Start again on the same socket, state and config (after a stop or kill). */
+void	 daemon_restart(struct daemon *);
+/* SIGTERM and wait; returns the exit status (or 128 + signal). Removes the
+ * temp dir when ermd exited 0. */
+int	 daemon_stop(struct daemon *);
+/* The same, keeping the temp dir for a daemon_restart. */
+int	 daemon_stop_keep(struct daemon *);
+void	 daemon_kill9(struct daemon *);
+/* Print the daemon's log to stderr (on failure). */
+void	 daemon_dump_log(const struct daemon *);
+/* Replace the config file's text (for reload tests). */
+void	 daemon_write_conf(struct daemon *, const char *conf);
+
+/* Raw protocol access. */
+int	 raw_connect(const char *sock);		/* -1 on failure */
+void	 raw_send_bytes(int fd, const void *buf, size_t len);
+void	 raw_send_frame(int fd, const char *json);
+/* Next frame as JSON (new reference); NULL on EOF or after timeout_ms. */
+json_t	*raw_recv(int fd, int timeout_ms);
+/* 1 when the peer has closed (EOF within timeout_ms, after draining). */
+int	 raw_closed(int fd, int timeout_ms);
+/* Send a request and wait for the reply with the same id. */
+json_t	*raw_call(int fd, const char *json);
+/* A new connection pings and gets pong: the daemon still serves. */
+void	 assert_serves(const struct daemon *);
+
+/* The error code of a reply, or 0 when it is a success. */
+int	 reply_code(const json_t *reply);
+
+/*
+ * Run ermctl against the daemon with args (NULL-terminated), capturing
+ * stdout into out (NUL-terminated, truncated to outsz). Returns the exit
+ * status.
+ */
+int	 ermctl(const struct daemon *, char *out, size_t outsz,
+	    const char *const *args);
+/* Run a program; same conventions. */
+int	 run_prog(char *out, size_t outsz, const char *const *argv);
+
+const char *ermd_path(void);
+const char *ermctl_path(void);
+
+#endif

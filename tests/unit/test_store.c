@@ -1,0 +1,265 @@
+/* The store: migrations, group commit, per-job failure, reads. */
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "schema.h"
+#include "store.h"
+
+static char			 dir[64], dbpath[128];
+static struct event_base	*base;
+static int			 done_ok, done_fail, last_err;
+
+static void
+setup(void)
+{
+	char	*cause;
+
+	snprintf(dir, sizeof(dir), "/tmp/ermd-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(dbpath, sizeof(dbpath), "%s/ermd.db", dir);
+	base = event_base_new();
+	ck_assert_int_eq(store_open(base, dbpath, DURABILITY_FULL, &cause), 0);
+	done_ok = done_fail = 0;
+}
+
+static void
+teardown(void)
+{
+	char	cmd[128];
+
+	store_close();
+	event_base_free(base);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static int
+insert_job(struct store_tx *tx, void *arg)
+{
+	char	key[32];
+
+	snprintf(key, sizeof(key), "k%d", (int)(intptr_t)arg);
+	return (store_tx_exec(tx, "INSERT INTO meta (key, value) VALUES (?, ?)",
+	    "ti", key, (int64_t)(intptr_t)arg));
+}
+
+static void
+count_done(void *arg, const struct store_result *r)
+{
+	(void)arg;
+	if (r->ok)
+		done_ok++;
+	else {
+		done_fail++;
+		last_err = r->err;
+	}
+}
+
+static void
+run_until(int total)
+{
+	while (done_ok + done_fail < total)
+		event_base_loop(base, EVLOOP_ONCE);
+}
+
+static int
+count_row(const struct store_row *row, void *arg)
+{
+	*(int64_t *)arg = store_row_int(row, 0);
+	return (0);
+}
+
+static int64_t
+count_rows(const char *like)
+{
+	int64_t	n = -1;
+
+	ck_assert_int_eq(store_query(count_row, &n,
+	    "SELECT count(*) FROM meta WHERE key LIKE ?", "t", like), 0);
+	return (n);
+}
+
+START_TEST(migrated_to_latest)
+{
+	struct store_stats	st;
+	int			n;
+
+	for (n = 0; schema_migrations[n] != NULL; n++)
+		;
+	store_get_stats(&st);
+	ck_assert_int_eq(st.schema_version, n);
+	ck_assert_int_eq(count_rows("created_at"), 1);
+}
+END_TEST
+
+/*
+ * Hold the writer inside the first job until every other job is queued:
+ * the rest must then share one transaction, so 501 jobs take exactly two
+ * commits.
+ */
+static pthread_mutex_t	gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	gate_cv = PTHREAD_COND_INITIALIZER;
+static int		gate_open, gate_entered;
+
+static int
+gate_job(struct store_tx *tx, void *arg)
+{
+	(void)tx;
+	(void)arg;
+	pthread_mutex_lock(&gate_mu);
+	gate_entered = 1;
+	pthread_cond_broadcast(&gate_cv);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	return (0);
+}
+
+START_TEST(group_commit_batches_waiting_jobs)
+{
+	struct store_stats	st;
+	int			i;
+
+	gate_open = gate_entered = 0;
+	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
+	pthread_mutex_lock(&gate_mu);
+	while (!gate_entered)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	for (i = 0; i < 500; i++)
+		ck_assert_int_eq(store_submit(insert_job, count_done,
+		    (void *)(intptr_t)i), 0);
+	pthread_mutex_lock(&gate_mu);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	run_until(501);
+	ck_assert_int_eq(done_ok, 501);
+	store_get_stats(&st);
+	ck_assert_uint_eq(st.jobs, 501);
+	ck_assert_uint_eq(st.commits, 2);
+	ck_assert_int_eq(count_rows("k%"), 500);
+}
+END_TEST
+
+static int
+insert_then_fail(struct store_tx *tx, void *arg)
+{
+	if (insert_job(tx, arg) == -1)
+		return (-1);
+	return (store_tx_fail(tx, EINVAL, "refused by the job"));
+}
+
+/* A job that fails alone is rolled back alone; its neighbours commit. */
+START_TEST(failed_job_rolls_back_alone)
+{
+	gate_open = 0;
+	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
+	store_submit(insert_job, count_done, (void *)(intptr_t)1);
+	store_submit(insert_then_fail, count_done, (void *)(intptr_t)2);
+	store_submit(insert_job, count_done, (void *)(intptr_t)3);
+	store_submit(insert_job, count_done, (void *)(intptr_t)1); /* dup */
+	pthread_mutex_lock(&gate_mu);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	run_until(5);
+	ck_assert_int_eq(done_ok, 3);
+	ck_assert_int_eq(done_fail, 2);
+	ck_assert_int_eq(count_rows("k1"), 1);
+	ck_assert_int_eq(count_rows("k2"), 0);
+	ck_assert_int_eq(count_rows("k3"), 1);
+	ck_assert_int_eq(store_fatal(), 0);
+}
+END_TEST
+
+static int64_t	seen_in_tx;
+
+static int
+read_own_write(struct store_tx *tx, void *arg)
+{
+	(void)arg;
+	if (store_tx_exec(tx, "INSERT INTO meta (key, value) VALUES ('own', 1)",
+	    NULL) == -1)
+		return (-1);
+	return (store_tx_query(tx, count_row, &seen_in_tx,
+	    "SELECT count(*) FROM meta WHERE key = 'own'", NULL));
+}
+
+START_TEST(job_reads_its_batch)
+{
+	seen_in_tx = -1;
+	store_submit(read_own_write, count_done, NULL);
+	run_until(1);
+	ck_assert_int_eq(done_ok, 1);
+	ck_assert_int_eq(seen_in_tx, 1);
+	ck_assert_int_eq(count_rows("own"), 1);
+}
+END_TEST
+
+START_TEST(reopen_keeps_data_and_version)
+{
+	char	*cause;
+
+	store_submit(insert_job, count_done, (void *)(intptr_t)7);
+	run_until(1);
+	store_close();
+	ck_assert_int_eq(store_open(base, dbpath, DURABILITY_NORMAL, &cause),
+	    0);
+	ck_assert_int_eq(count_rows("k7"), 1);
+	ck_assert_int_eq(count_rows("created_at"), 1);
+}
+END_TEST
+
+static int
+bump_version(struct store_tx *tx, void *arg)
+{
+	(void)arg;
+	return (store_tx_exec(tx, "PRAGMA user_version = 1000", NULL));
+}
+
+START_TEST(newer_schema_refused)
+{
+	char	*cause = NULL;
+
+	store_submit(bump_version, count_done, NULL);
+	run_until(1);
+	store_close();
+	ck_assert_int_eq(store_open(base, dbpath, DURABILITY_FULL, &cause), -1);
+	ck_assert_ptr_nonnull(strstr(cause, "schema 1000 is newer"));
+	free(cause);
+	/* teardown closes again: harmless */
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("store");
+	TCase	*tc = tcase_create("store");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, migrated_to_latest);
+	tcase_add_test(tc, group_commit_batches_waiting_jobs);
+	tcase_add_test(tc, failed_job_rolls_back_alone);
+	tcase_add_test(tc, job_reads_its_batch);
+	tcase_add_test(tc, reopen_keeps_data_and_version);
+	tcase_add_test(tc, newer_schema_refused);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed ? 1 : 0);
+}
