@@ -92,9 +92,19 @@ spawn(struct daemon *d)
 	d->pid = fork();
 	ck_assert_int_ne(d->pid, -1);
 	if (d->pid == 0) {
+		char	pidbuf[32];
+
 		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, STDERR_FILENO);
 		dup2(fd, STDOUT_FILENO);
+		for (i = 0; d->env != NULL && d->env[i] != NULL; i++)
+			putenv((char *)d->env[i]);
+		if (d->pass_fd >= 0) {
+			dup2(d->pass_fd, 3);
+			snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+			setenv("LISTEN_FDS", "1", 1);
+			setenv("LISTEN_PID", pidbuf, 1);
+		}
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -117,21 +127,39 @@ spawn(struct daemon *d)
 }
 
 void
-daemon_start(struct daemon *d, const char *conf, const char *const *args)
+daemon_prepare(struct daemon *d)
 {
 	memset(d, 0, sizeof(*d));
+	d->pass_fd = -1;
 	snprintf(d->dir, sizeof(d->dir), "/tmp/ermd-regress-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(d->dir));
 	snprintf(d->sock, sizeof(d->sock), "%s/ermd.sock", d->dir);
 	snprintf(d->state, sizeof(d->state), "%s/state", d->dir);
 	snprintf(d->log, sizeof(d->log), "%s/ermd.log", d->dir);
 	snprintf(d->conf, sizeof(d->conf), "%s/ermd.conf", d->dir);
+}
+
+void
+daemon_start_env(struct daemon *d, const char *conf, const char *const *args,
+    const char *const *env, int pass_fd)
+{
+	if (d->dir[0] == '\0')
+		daemon_prepare(d);
+	d->env = env;
+	d->pass_fd = pass_fd;
 	if (conf != NULL) {
 		daemon_write_conf(d, conf);
 		d->has_conf = 1;
 	}
 	d->args = args;
 	spawn(d);
+}
+
+void
+daemon_start(struct daemon *d, const char *conf, const char *const *args)
+{
+	daemon_prepare(d);
+	daemon_start_env(d, conf, args, NULL, -1);
 }
 
 void
@@ -161,8 +189,10 @@ stop(struct daemon *d, int keep)
 	d->pid = 0;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", d->dir);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		if (!keep)
+		if (!keep) {
 			(void)!system(cmd);
+			d->dir[0] = '\0';
+		}
 	} else
 		daemon_dump_log(d);
 	return (WIFEXITED(status) ? WEXITSTATUS(status) :

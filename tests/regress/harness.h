@@ -21,6 +21,8 @@ struct daemon {
 	char	conf[128];
 	int	has_conf;
 	const char *const *args;
+	const char *const *env;		/* "NAME=value" added for ermd */
+	int	 pass_fd;		/* >= 0: handed to ermd as fd 3 */
 };
 
 /*
@@ -28,6 +30,13 @@ struct daemon {
  * (NULL-terminated, may be NULL); waits until it answers ping.
  */
 void	 daemon_start(struct daemon *, const char *conf, const char *const *args);
+/* The same with extra environment and, when pass_fd >= 0, a listening
+ * socket handed over as systemd does (LISTEN_FDS=1, fd 3). Uses the temp
+ * dir of a daemon_prepare() when one was made (d->dir set). */
+void	 daemon_start_env(struct daemon *, const char *conf,
+	    const char *const *args, const char *const *env, int pass_fd);
+/* Make the temp dir and paths without starting anything. */
+void	 daemon_prepare(struct daemon *);
 /* Start again on the same socket, state and config (after a stop or kill). */
 void	 daemon_restart(struct daemon *);
 /* SIGTERM and wait; returns the exit status (or 128 + signal). Removes the
