@@ -77,6 +77,16 @@ config_register_kind(const struct config_kind *k)
 		kinds[nkinds++] = k;
 }
 
+void
+config_apply(const struct config *cfg)
+{
+	size_t	i;
+
+	for (i = 0; i < nkinds; i++)
+		if (kinds[i]->apply != NULL)
+			kinds[i]->apply(cfg);
+}
+
 struct parse {
 	struct config	*cfg;
 	const char	*file;

@@ -63,9 +63,17 @@ struct config_kind {
 	int		(*check)(const char *section, const char *key,
 			    const char *value, char *err, size_t errsz);
 	const char	*const *keys;	/* known keys, for suggestions */
+	/*
+	 * Take the kind's sections from a config that has just come into
+	 * force (at start and after each successful reload); NULL if the
+	 * module reads cfg->entries itself.
+	 */
+	void		(*apply)(const struct config *);
 };
 
 void		 config_register_kind(const struct config_kind *);
+/* Call apply of every registered kind with cfg. */
+void		 config_apply(const struct config *cfg);
 
 /*
  * Parse path (NULL: built-in defaults only) and its drop-in directory

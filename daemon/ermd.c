@@ -27,8 +27,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "worker.h"
 
 #define EX_CONFIG	78	/* sysexits.h: configuration error */
+#define WORKER_THREADS	4	/* file copies off the loop; I/O bound */
 
 struct ermd	 ermd;
 
@@ -117,6 +119,7 @@ ermd_reload(json_t **errors)
 	config_free(ermd.cfg);
 	ermd.cfg = cfg;
 	store_set_durability(cfg->durability);
+	config_apply(cfg);
 	ermd.config_generation++;
 	log_info("configuration reloaded (generation %llu)",
 	    (unsigned long long)ermd.config_generation);
@@ -310,6 +313,9 @@ main(int argc, char *argv[])
 	    ermd.cfg->durability, &cause) == -1)
 		fatalx("store: %s", cause);
 	store_on_fatal(store_failed);
+	if (worker_init(ermd.base, WORKER_THREADS) == -1)
+		fatalx("cannot start the worker threads");
+	config_apply(ermd.cfg);
 	if (control_listen(ermd.cfg->socket, (int)ermd.cfg->socket_mode,
 	    &cause) == -1)
 		fatalx("%s", cause);
@@ -331,7 +337,9 @@ main(int argc, char *argv[])
 
 	sd_notify(0, "STOPPING=1");
 	control_close();
-	/* Queued writes finish and their replies go out before closing. */
+	/* Copies in flight and queued writes finish, and their replies go
+	 * out, before the connections close. */
+	worker_shutdown();
 	store_close();
 	conn_close_all();
 	for (i = 0; signos[i] != 0; i++)

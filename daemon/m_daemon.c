@@ -13,7 +13,20 @@
 #include "events.h"
 #include "methods.h"
 #include "metrics.h"
+#include "report.h"
 #include "store.h"
+
+#define MAX_REPORTERS	16
+
+static const struct reporter	*reporters[MAX_REPORTERS];
+static int			 nreporters;
+
+void
+report_register(const struct reporter *r)
+{
+	if (nreporters < MAX_REPORTERS)
+		reporters[nreporters++] = r;
+}
 
 int
 m_hello(struct ermd_req *req)
@@ -81,6 +94,9 @@ m_status(struct ermd_req *req)
 	    "store", "path", config_store_path(ermd.cfg), "ok", !store_fatal(),
 	    "durability", ermd.cfg->durability == DURABILITY_FULL ? "full" :
 	    "normal");
+	for (int i = 0; req->result != NULL && i < nreporters; i++)
+		if (reporters[i]->status != NULL)
+			reporters[i]->status(req->result);
 	return (REQ_OK);
 }
 
@@ -170,8 +186,8 @@ m_metrics_get(struct ermd_req *req)
 	if (params_only(req->params, allowed, &e) == -1)
 		return (req_param_fail(req, &e));
 	/*
-	 * The shape is the contract's; capabilities that are not built into
-	 * this ermd report their empty state (no errors, no breakers).
+	 * The contract's full shape in its empty state; each capability's
+	 * reporter fills in what it owns.
 	 */
 	req->result = json_pack("{s:i, s:{}, s:i, s:i, s:i, s:{}, s:s,"
 	    " s:{s:i, s:i}, s:{s:i, s:i}, s:{}, s:i, s:i, s:i, s:I, s:I}",
@@ -190,6 +206,9 @@ m_metrics_get(struct ermd_req *req)
 	    "forward_failures_total", 0,
 	    "connections", (json_int_t)conn_count(),
 	    "uptime_ms", uptime_ms());
+	for (int i = 0; req->result != NULL && i < nreporters; i++)
+		if (reporters[i]->metrics != NULL)
+			reporters[i]->metrics(req->result);
 	return (REQ_OK);
 }
 

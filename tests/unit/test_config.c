@@ -225,7 +225,7 @@ check_widget(const char *section, const char *key, const char *value,
 
 static const char *const widget_keys[] = { "size", NULL };
 static const struct config_kind widget = { "widget", 1, check_widget,
-    widget_keys };
+    widget_keys, NULL };
 
 START_TEST(named_sections)
 {
@@ -257,7 +257,7 @@ END_TEST
 START_TEST(shipped_config_documents_every_key)
 {
 	FILE		*fp;
-	char		 line[512], section[64] = "", seen[64][128];
+	char		 line[512], section[64] = "", seen[64][400];
 	const char	*s, *k, *d;
 	size_t		 i, nseen = 0, j;
 	struct config	*cfg;
