@@ -96,12 +96,12 @@ run:
 
 $(B)/tests/test_%: tests/unit/test_%.c $(B)/libermd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(B)/libermd.a $(LDLIBS_D) $(CHECK_LIBS)
+	$(CC) $(CFLAGS_ALL) -Itests -MMD -MP -o $@ $< $(B)/libermd.a $(LDLIBS_D) $(CHECK_LIBS)
 
 $(B)/tests/test_%: tests/regress/test_%.c tests/regress/harness.c \
     tests/regress/harness.h $(B)/liberm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests/regress -o $@ $< tests/regress/harness.c \
+	$(CC) $(CFLAGS_ALL) -Itests/regress -MMD -MP -o $@ $< tests/regress/harness.c \
 	    $(B)/liberm.a $(LDLIBS_C) $(CHECK_LIBS)
 
 unit: $(UNIT_BIN)

@@ -55,7 +55,12 @@ void		 erm_close(struct erm_client *);
 /* The socket path the handle is connected to. */
 const char	*erm_socket_path(const struct erm_client *);
 
-/* How long a call waits for its reply; 0 (the default) waits forever. */
+/*
+ * How long erm_call, erm_send, erm_wait and erm_subscribe may block; 0 (the
+ * default) waits forever. erm_next_event takes its own timeout. When
+ * erm_send times out, *id is the request's id if it was queued (it will
+ * still be sent and its reply can be collected) or -1 if it was not.
+ */
 void		 erm_set_timeout(struct erm_client *, int timeout_ms);
 
 /*
@@ -76,8 +81,15 @@ enum erm_status	 erm_send(struct erm_client *, const char *method,
 		    json_t *params, int64_t *id);
 enum erm_status	 erm_wait(struct erm_client *, int64_t id, json_t **result);
 
-/* The last daemon-side error on this handle (valid after ERM_EREPLY). */
+/*
+ * The last error on this handle: after ERM_EREPLY the daemon's error; after
+ * a local failure (ERM_EPROTO, ERM_ECLOSED, ...) code 0 and a message that
+ * says what went wrong.
+ */
 const struct erm_error *erm_last_error(const struct erm_client *);
+
+/* The name of a daemon error code ("breaker_open"), or "unknown". */
+const char	*erm_code_name(int code);
 
 /*
  * Events: subscribe (types is a NULL-terminated list, NULL for all), then

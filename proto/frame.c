@@ -27,7 +27,8 @@ static const struct {
 	{ ERM_CANCELLED, "cancelled" },
 };
 
-const char *
+/* Part of liberm's public API too (erm.h), hence visible. */
+__attribute__((visibility("default"))) const char *
 erm_code_name(int code)
 {
 	size_t	i;

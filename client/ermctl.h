@@ -1,0 +1,98 @@
+/*
+ * ermctl, the admin command line of ermd: the command table, the context a
+ * command runs in, and the output helpers. ermctl speaks to the daemon only
+ * through liberm.
+ */
+#ifndef ERMCTL_H
+#define ERMCTL_H
+
+#include <getopt.h>
+
+#include <jansson.h>
+
+#include "erm.h"
+
+/* Exit statuses; usage() in ermctl.c lists them for the user. */
+#define CTL_EXIT_OK		0
+#define CTL_EXIT_FAILED		1
+#define CTL_EXIT_USAGE		2
+#define CTL_EXIT_NOT_RUNNING	3
+#define CTL_EXIT_NOPERM		77	/* sysexits EX_NOPERM */
+#define CTL_EXIT_CONFIG		78	/* sysexits EX_CONFIG */
+
+#define CTL_TIMEOUT_DEFAULT	30000	/* ms; --timeout overrides */
+
+enum ctl_output {
+	CTL_OUT_HUMAN,		/* stdout is a terminal: aligned key: value */
+	CTL_OUT_PLAIN,		/* piped: one key=value per line */
+	CTL_OUT_JSON,		/* --json: one JSON object per line */
+};
+
+struct ctl_cmd;
+
+struct ctl {
+	const char		*socket;	/* --socket, or NULL */
+	int			 timeout_ms;	/* 0 waits forever */
+	int			 json;		/* --json given */
+	enum ctl_output		 out;
+	struct erm_client	*client;	/* connected on first use */
+	const struct ctl_cmd	*cmd;		/* the command running */
+};
+
+/*
+ * One row per command, in the manner of tmux's cmd_entry: "config reload"
+ * is name "config", subname "reload". exec gets argv starting at the last
+ * word of the command name (so getopt sees the command's own options from
+ * argv[1]) and returns an exit status.
+ */
+struct ctl_cmd {
+	const char	*name;
+	const char	*subname;	/* NULL: a one-word command */
+	const char	*usage;		/* arguments, for the usage text */
+	const char	*help;		/* one line */
+	int		(*exec)(struct ctl *, int, char **);
+};
+
+/*
+ * Options every command accepts after its name as well as before it. A
+ * command's getopt_long table ends with CTL_COMMON_OPTIONS and passes
+ * whatever it does not handle itself to ctl_option().
+ */
+enum {
+	CTL_OPT_JSON = 0x100,
+	CTL_OPT_SOCKET,
+	CTL_OPT_TIMEOUT,
+};
+#define CTL_COMMON_OPTIONS						\
+	{ "json", no_argument, NULL, CTL_OPT_JSON },			\
+	{ "socket", required_argument, NULL, CTL_OPT_SOCKET },		\
+	{ "timeout", required_argument, NULL, CTL_OPT_TIMEOUT },	\
+	{ "help", no_argument, NULL, 'h' },				\
+	{ NULL, 0, NULL, 0 }
+#define CTL_SHORTOPTS	"+:h"
+
+/* ermctl.c */
+void		 ctl_warnx(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+int		 ctl_option(struct ctl *, int, char **);
+int		 ctl_usage_error(struct ctl *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+int		 ctl_no_args(struct ctl *, int, char **);
+const char	*ctl_socket_path(const struct ctl *);
+enum erm_status	 ctl_connect(struct ctl *);
+enum erm_status	 ctl_call(struct ctl *, const char *, json_t *, json_t **);
+int		 ctl_fail(struct ctl *, const char *, enum erm_status);
+
+/* ermctl_print.c */
+void		 print_result(const struct ctl *, json_t *);
+void		 print_event(const struct ctl *, json_t *);
+
+/* ermctl_daemon.c: session, daemon, events and metrics commands */
+int		 cmd_status(struct ctl *, int, char **);
+int		 cmd_ping(struct ctl *, int, char **);
+int		 cmd_version(struct ctl *, int, char **);
+int		 cmd_metrics(struct ctl *, int, char **);
+int		 cmd_events(struct ctl *, int, char **);
+int		 cmd_config_reload(struct ctl *, int, char **);
+
+#endif
