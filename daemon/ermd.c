@@ -210,6 +210,27 @@ detach(void)
 	log_syslog(1);
 }
 
+/*
+ * Capabilities hook in at three points: before the config is read (to
+ * register their config sections), once the store and workers run (to load
+ * state, register metrics and reporters), and at shutdown before the
+ * workers and the store stop. Each adds one line to each function.
+ */
+static void
+modules_register(void)
+{
+}
+
+static void
+modules_start(void)
+{
+}
+
+static void
+modules_stop(void)
+{
+}
+
 static double
 read_connections(void)
 {
@@ -278,6 +299,7 @@ main(int argc, char *argv[])
 		return (2);
 	}
 	log_init(verbose, "ermd");
+	modules_register();
 	if (ermd.config_path == NULL && access(ERMD_SYSCONF_FILE, F_OK) == 0)
 		ermd.config_path = ERMD_SYSCONF_FILE;
 
@@ -315,6 +337,7 @@ main(int argc, char *argv[])
 	store_on_fatal(store_failed);
 	if (worker_init(ermd.base, WORKER_THREADS) == -1)
 		fatalx("cannot start the worker threads");
+	modules_start();
 	config_apply(ermd.cfg);
 	if (control_listen(ermd.cfg->socket, (int)ermd.cfg->socket_mode,
 	    &cause) == -1)
@@ -339,6 +362,7 @@ main(int argc, char *argv[])
 	control_close();
 	/* Copies in flight and queued writes finish, and their replies go
 	 * out, before the connections close. */
+	modules_stop();
 	worker_shutdown();
 	store_close();
 	conn_close_all();
