@@ -24,7 +24,7 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 PROTO_SRC  = $(wildcard proto/*.c)
 DAEMON_SRC = $(filter-out daemon/ermd.c,$(wildcard daemon/*.c))
-CLIENT_SRC = client/erm.c
+CLIENT_SRC = $(filter-out client/ermctl%.c,$(wildcard client/*.c))
 CTL_SRC	   = $(wildcard client/ermctl*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 REGRESS_SRC = $(wildcard tests/regress/test_*.c)
@@ -34,8 +34,10 @@ pic = $(patsubst %.c,$(B)/pic/%.o,$(1))
 
 UNIT_BIN    = $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 REGRESS_BIN = $(patsubst tests/regress/%.c,$(B)/tests/%,$(REGRESS_SRC))
+EXAMPLES    = $(patsubst docs/examples/%.c,$(B)/examples/%,$(wildcard docs/examples/*.c))
 
-all: $(B)/ermd $(B)/ermctl $(B)/liberm.so.1 $(B)/liberm.a $(B)/liberm.pc
+all: $(B)/ermd $(B)/ermctl $(B)/liberm.so.1 $(B)/liberm.a $(B)/liberm.pc \
+    $(EXAMPLES)
 
 .PHONY: all deps run check check-all unit regress fuzz asan bench clean format \
 	systemd-check
@@ -78,6 +80,11 @@ $(B)/liberm.pc: client/liberm.pc.in Makefile
 
 $(B)/ermctl: $(call obj,$(CTL_SRC)) $(B)/liberm.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_C)
+
+# docs/examples/*.c, linked with liberm.a as a user's program would be.
+$(B)/examples/%: docs/examples/%.c $(B)/liberm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -o $@ $< $(B)/liberm.a $(LDLIBS_C)
 
 PREFIX	   ?= /usr/local
 LIBDIR	   ?= $(PREFIX)/lib
@@ -132,7 +139,7 @@ fuzz:
 	    mkdir -p $(B)/fuzz && \
 	    clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	        -Iproto $(shell pkg-config --cflags jansson) \
-	        -o $(B)/fuzz/fuzz_frame tests/fuzz/fuzz_frame.c proto/frame.c \
+	        -o $(B)/fuzz/fuzz_frame tests/fuzz/fuzz_frame.c $(PROTO_SRC) \
 	        $(LDLIBS_C) && \
 	    mkdir -p $(B)/fuzz/corpus && \
 	    cp tests/fuzz/corpus/* $(B)/fuzz/corpus/ && \

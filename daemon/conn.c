@@ -298,32 +298,62 @@ conn_send_frame(struct conn *c, const uint8_t *frame, size_t len)
 }
 
 /*
- * Most replies are small: serialise into a stack buffer with room for the
- * header in front, and fall back to the heap for larger ones.
+ * Replies are serialised into one scratch buffer reused for every frame
+ * (the loop is single-threaded), then copied into the connection's output.
+ * A buffer grown by a large reply is given back once it is done.
  */
-void
-conn_send(struct conn *c, json_t *msg)
-{
-	uint8_t	 stackbuf[4096], *frame;
-	size_t	 n, len;
+static struct erm_buf	scratch;
 
-	if (c->dead)
-		return;
-	n = json_dumpb(msg, (char *)stackbuf + ERM_FRAME_HDR,
-	    sizeof(stackbuf) - ERM_FRAME_HDR, JSON_COMPACT);
-	if (n > 0 && n <= sizeof(stackbuf) - ERM_FRAME_HDR) {
-		erm_frame_header(stackbuf, (uint32_t)n);
-		conn_send_frame(c, stackbuf, ERM_FRAME_HDR + n);
-		return;
-	}
-	if ((frame = erm_frame_encode(msg, UINT32_MAX, &len)) == NULL) {
+#define SCRATCH_KEEP	65536
+
+static void
+scratch_reset(void)
+{
+	static const uint8_t	hdr[ERM_FRAME_HDR] = { 0, 0, 0, 0 };
+
+	if (scratch.cap > SCRATCH_KEEP)
+		erm_buf_free(&scratch);
+	scratch.len = 0;
+	scratch.max = UINT32_MAX;
+	(void)erm_buf_add(&scratch, hdr, sizeof(hdr));
+}
+
+static void
+scratch_send(struct conn *c, int ok)
+{
+	if (!ok || scratch.len <= ERM_FRAME_HDR) {
 		log_warnx("conn %llu: cannot encode a reply",
 		    (unsigned long long)c->id);
 		conn_close(c, "encode failure");
 		return;
 	}
-	conn_send_frame(c, frame, len);
-	free(frame);
+	erm_frame_header(scratch.p, (uint32_t)(scratch.len - ERM_FRAME_HDR));
+	conn_send_frame(c, scratch.p, scratch.len);
+}
+
+void
+conn_send(struct conn *c, json_t *msg)
+{
+	if (c->dead)
+		return;
+	scratch_reset();
+	scratch_send(c, erm_json_write(&scratch, msg) == 0);
+}
+
+void
+conn_send_result(struct conn *c, json_t *id, json_t *result)
+{
+	int	ok;
+
+	if (c->dead)
+		return;
+	scratch_reset();
+	ok = erm_buf_add(&scratch, "{\"id\":", 6) == 0 &&
+	    erm_json_write(&scratch, id) == 0 &&
+	    erm_buf_add(&scratch, ",\"result\":", 10) == 0 &&
+	    erm_json_write(&scratch, result) == 0 &&
+	    erm_buf_add(&scratch, "}", 1) == 0;
+	scratch_send(c, ok);
 }
 
 void

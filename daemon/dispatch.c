@@ -146,18 +146,10 @@ count(int idx, int ok, uint64_t t0)
 void
 req_finish(struct ermd_req *req, int status)
 {
-	json_t	*reply;
-
 	if (status == REQ_OK) {
 		if (req->result == NULL)
 			req->result = json_object();
-		reply = json_pack("{s:O, s:O}", "id", req->id, "result",
-		    req->result);
-		if (reply != NULL) {
-			conn_send(req->conn, reply);
-			json_decref(reply);
-		} else
-			conn_close(req->conn, "out of memory");
+		conn_send_result(req->conn, req->id, req->result);
 	} else {
 		if (req->code == ERM_INTERNAL_ERROR)
 			log_warnx("%s: internal error: %s", req->method->name,

@@ -74,11 +74,13 @@ uint32_t	 erm_frame_declared(const uint8_t *buf, size_t len);
 void		 erm_frame_header(uint8_t hdr[ERM_FRAME_HDR], uint32_t len);
 
 /*
- * Nesting depth of the JSON text in buf (objects and arrays, strings skipped),
- * stopping early once it passes limit. Cheap pre-check so that a deeply
- * nested body is refused before any parser recurses into it.
+ * Parse buf as one JSON value with jansson's strict rules (valid UTF-8, no
+ * duplicate keys, no NUL in strings, 64-bit integers), refusing nesting
+ * deeper than max_depth before descending into it. Returns a new reference,
+ * or NULL with a static description in *err.
  */
-int		 erm_json_depth(const uint8_t *buf, size_t len, int limit);
+json_t		*erm_json_parse(const uint8_t *buf, size_t len, int max_depth,
+		    const char **err);
 
 /*
  * One decoded request envelope. Fields are borrowed from the parsed document,
@@ -100,6 +102,26 @@ struct erm_envelope {
 int		 erm_envelope_decode(const uint8_t *body, size_t len,
 		    struct erm_envelope *env, char *msg, size_t msgsz);
 void		 erm_envelope_clear(struct erm_envelope *env);
+
+/*
+ * A growable byte buffer with a ceiling fixed when it is made: it never
+ * grows past max bytes.
+ */
+struct erm_buf {
+	uint8_t		*p;
+	size_t		 len, cap, max;
+};
+
+int		 erm_buf_add(struct erm_buf *, const void *, size_t);
+void		 erm_buf_free(struct erm_buf *);
+
+/*
+ * Append the compact JSON text of v (the same text as jansson's
+ * json_dumpb with JSON_COMPACT | JSON_ENCODE_ANY). Returns -1, leaving the
+ * buffer as it was, when v is NULL, holds a non-finite real, nests deeper
+ * than 128 levels or the text would pass the buffer's ceiling.
+ */
+int		 erm_json_write(struct erm_buf *, const json_t *v);
 
 /*
  * Serialise obj compactly and append a complete frame to a caller buffer.

@@ -83,43 +83,6 @@ erm_frame_parse(const uint8_t *buf, size_t len, size_t max_frame,
 	return (ERM_FRAME_OK);
 }
 
-int
-erm_json_depth(const uint8_t *buf, size_t len, int limit)
-{
-	size_t	i;
-	int	depth = 0, max = 0, in_str = 0;
-
-	for (i = 0; i < len; i++) {
-		uint8_t	c = buf[i];
-
-		if (in_str) {
-			if (c == '\\')
-				i++;	/* the escaped byte cannot end the string */
-			else if (c == '"')
-				in_str = 0;
-			continue;
-		}
-		switch (c) {
-		case '"':
-			in_str = 1;
-			break;
-		case '{':
-		case '[':
-			if (++depth > max) {
-				max = depth;
-				if (max > limit)
-					return (max);
-			}
-			break;
-		case '}':
-		case ']':
-			depth--;
-			break;
-		}
-	}
-	return (max);
-}
-
 void
 erm_envelope_clear(struct erm_envelope *env)
 {
@@ -131,25 +94,17 @@ int
 erm_envelope_decode(const uint8_t *body, size_t len, struct erm_envelope *env,
     char *msg, size_t msgsz)
 {
-	json_error_t	 jerr;
 	json_t		*id, *method, *params, *v;
-	const char	*key;
+	const char	*key, *why;
 
 	memset(env, 0, sizeof(*env));
-	if (erm_json_depth(body, len, ERM_MAX_DEPTH) > ERM_MAX_DEPTH) {
-		snprintf(msg, msgsz, "JSON nested deeper than %d levels",
-		    ERM_MAX_DEPTH);
-		return (ERM_PARSE_ERROR);
-	}
 	/*
-	 * jansson rejects invalid UTF-8 and, with this flag, duplicate keys;
-	 * DECODE_ANY lets a well-formed non-object reach the envelope check
-	 * below and get -32600 rather than a parse error.
+	 * Any JSON value parses, so that a well-formed non-object reaches the
+	 * envelope check below and gets -32600 rather than a parse error.
 	 */
-	env->doc = json_loadb((const char *)body, len,
-	    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-	if (env->doc == NULL) {
-		snprintf(msg, msgsz, "invalid JSON: %s", jerr.text);
+	if ((env->doc = erm_json_parse(body, len, ERM_MAX_DEPTH,
+	    &why)) == NULL) {
+		snprintf(msg, msgsz, "invalid JSON: %s", why);
 		return (ERM_PARSE_ERROR);
 	}
 	if (!json_is_object(env->doc)) {
@@ -207,20 +162,19 @@ erm_envelope_decode(const uint8_t *body, size_t len, struct erm_envelope *env,
 uint8_t *
 erm_frame_encode(const json_t *obj, size_t max_frame, size_t *len)
 {
-	size_t	 n;
-	uint8_t	*frame;
+	struct erm_buf	b = { NULL, 0, 0, 0 };
+	uint8_t		hdr[ERM_FRAME_HDR] = { 0, 0, 0, 0 };
 
-	n = json_dumpb(obj, NULL, 0, JSON_COMPACT);
-	if (n == 0 || n > max_frame)
-		return (NULL);
-	if ((frame = malloc(ERM_FRAME_HDR + n)) == NULL)
-		return (NULL);
-	if (json_dumpb(obj, (char *)frame + ERM_FRAME_HDR, n,
-	    JSON_COMPACT) != n) {
-		free(frame);
+	if (!json_is_object(obj) && !json_is_array(obj))
+		return (NULL);	/* a frame carries a container, as json_dumpb */
+	b.max = max_frame > UINT32_MAX ? UINT32_MAX : max_frame;
+	b.max += ERM_FRAME_HDR;
+	if (erm_buf_add(&b, hdr, sizeof(hdr)) == -1 ||
+	    erm_json_write(&b, obj) == -1 || b.len == ERM_FRAME_HDR) {
+		erm_buf_free(&b);
 		return (NULL);
 	}
-	erm_frame_header(frame, (uint32_t)n);
-	*len = ERM_FRAME_HDR + n;
-	return (frame);
+	erm_frame_header(b.p, (uint32_t)(b.len - ERM_FRAME_HDR));
+	*len = b.len;
+	return (b.p);
 }

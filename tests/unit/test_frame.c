@@ -555,40 +555,9 @@ START_TEST(envelope_depth)
 		ck_assert_msg(code == cases[i].code,
 		    "case %zu, depth %d: code %d (%s), want %d", i,
 		    cases[i].levels, code, msg, cases[i].code);
-		if (cases[i].code == 0)
-			ck_assert_int_eq(erm_json_depth((const uint8_t *)s, len,
-			    ERM_MAX_DEPTH), cases[i].levels);
 		erm_envelope_clear(&env);
 		free(s);
 	}
-}
-END_TEST
-
-START_TEST(json_depth)
-{
-	static const struct {
-		const char	*text;
-		int		 limit;
-		int		 want;
-	} cases[] = {
-		{ "", 32, 0 },
-		{ "1", 32, 0 },
-		{ "{}", 32, 1 },
-		{ "[[]]", 32, 2 },
-		{ "[[],[[]],{}]", 32, 3 },
-		{ "\"[[[\"", 32, 0 },
-		{ "[\"]]]\",[[\"{\"]]]", 32, 3 },
-		{ "[\"\\\"[[\"]", 32, 1 },
-		{ "[\"\\\\\",[[]]]", 32, 3 },
-		/* The scan stops as soon as it passes the limit. */
-		{ "[[[[[[]]]]]]", 2, 3 },
-	};
-	size_t	i;
-
-	for (i = 0; i < LEN(cases); i++)
-		ck_assert_msg(erm_json_depth((const uint8_t *)cases[i].text,
-		    strlen(cases[i].text), cases[i].limit) == cases[i].want,
-		    "%s: want %d", cases[i].text, cases[i].want);
 }
 END_TEST
 
@@ -768,7 +737,6 @@ frame_suite(void)
 	tcase_add_test(tc, envelope_uses_len);
 	tcase_add_test(tc, envelope_short_msg);
 	tcase_add_test(tc, envelope_depth);
-	tcase_add_test(tc, json_depth);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("encode");

@@ -1,0 +1,32 @@
+# Benchmarks: `make bench` (after `make all`) builds the load generator and
+# the baselines, then runs every script in BENCH_SCRIPTS in turn. A new
+# benchmark (breakers, error.report, backups...) is one more script here.
+# The scripts print numbers and ratios; no timing makes this target fail.
+
+B	?= build
+CC	?= cc
+BENCH_CFLAGS = -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Iproto \
+	$(shell pkg-config --cflags jansson 2>/dev/null)
+# proto/frame.c carries the framing helpers; it needs jansson to link, though
+# the load generator's hot path never calls into it.
+BENCH_LIBS = $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+
+BENCH_BIN = $(B)/bench/loadgen $(B)/bench/echo_server
+BENCH_SCRIPTS = bench/run-ping.sh
+
+.PHONY: bench-all bench-bin $(BENCH_SCRIPTS)
+
+bench-all: $(BENCH_SCRIPTS)
+
+bench-bin: $(BENCH_BIN)
+
+$(B)/bench/%: bench/%.c $(wildcard proto/*.c) proto/erm_proto.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(wildcard proto/*.c) $(BENCH_LIBS) -lm
+
+# Scripts run one after another (never in parallel: they share the CPUs).
+.NOTPARALLEL:
+$(BENCH_SCRIPTS): $(BENCH_BIN)
+	@mkdir -p $(B)/bench
+	@echo "== $@"
+	@RAW=$(B)/bench/$(notdir $(basename $@)).raw bash $@ -b $(B)

@@ -1,0 +1,1040 @@
+/* Load a Unix-socket server with pipelined requests; report rate, latency. */
+
+/*
+ * One thread, one epoll loop, CONNS connections, each keeping PIPELINE
+ * requests in flight: PIPELINE are sent at the start, then one more for each
+ * reply, all the requests one read() settled going out in one write(). The
+ * protocol is ermd's (-p erm: a 4-byte big-endian length, then JSON) or
+ * Redis's (-p resp). Nothing here parses JSON: an erm request is the -m
+ * template with %ID% replaced by the next integer, cut up once at start, and
+ * a reply is found by its length prefix and matched by the integer "id" of
+ * its outermost object, so the load generator costs about what the cheapest
+ * server costs. With -r a RESP "call" is a sequence of commands sent
+ * together and done when all of their replies are in.
+ *
+ * Latency is CLOCK_MONOTONIC from the write() that carried a request to the
+ * read() that brought its reply. After -w seconds of warm-up the counters
+ * start; after -d more seconds the program prints one line of key=value and
+ * exits, whatever is still in flight. -x PID adds the server's CPU time per
+ * request from /proc schedstat over exactly that window. -R only waits until
+ * the server answers one request (up to -d seconds): exit 0 when it did.
+ * -b polls epoll without sleeping, so that the load generator's own CPU never
+ * idles and its wake-up cost drops out of the latency; -H prints the whole
+ * latency histogram on stderr.
+ */
+
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include <dirent.h>
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "erm_proto.h"
+
+#define DEFAULT_TEMPLATE \
+	"{\"id\":%ID%,\"method\":\"ping\",\"params\":{}}"
+#define ID_MARK			"%ID%"
+#define MAX_ID_DIGITS		20
+#define MAX_PIECES		16
+#define MAX_CMDS		64
+#define MAX_ARGS		64
+#define RESP_MAX_DEPTH		8
+#define RBUF_INIT		(64 * 1024)
+#define MAX_EVENTS		256
+
+enum proto {
+	P_ERM,
+	P_RESP,
+};
+
+/* One request (or, for RESP, one command sequence) waiting for its reply. */
+struct slot {
+	uint64_t	 id;
+	uint64_t	 sent_ns;
+};
+
+struct conn {
+	int		 fd;
+	uint32_t	 events;	/* what epoll watches now */
+	uint8_t		*rbuf;
+	size_t		 rlen;
+	size_t		 rcap;
+	uint8_t		*wbuf;
+	size_t		 woff;		/* first unsent byte */
+	size_t		 wlen;
+	size_t		 wcap;
+	struct slot	*ring;		/* in flight, oldest at head */
+	size_t		 head;
+	size_t		 count;
+	int		 replies;	/* RESP: replies in for the head call */
+	int		 call_err;	/* RESP: one of them was an error */
+};
+
+/*
+ * Latency histogram in nanoseconds, log-linear like HdrHistogram: values
+ * below 2^SUB_BITS are exact, above that each power of two is cut into
+ * 2^SUB_BITS buckets, so a reported percentile is within about 3% of the
+ * true value while recording stays one increment.
+ */
+#define SUB_BITS	5
+#define SUB		(1 << SUB_BITS)
+#define NBUCKETS	(64 * SUB)
+
+struct hist {
+	uint64_t	 n[NBUCKETS];
+	uint64_t	 total;
+	uint64_t	 sum;
+	uint64_t	 max;
+};
+
+static enum proto	 proto = P_ERM;
+static const char	*sockpath;
+static int		 nconns = 1;
+static int		 pipeline = 1;
+static double		 duration = 3.0;
+static double		 warmup = 0.0;
+static int		 probe;
+static int		 dump_hist;
+static int		 busy_poll;
+static pid_t		 server_pid = -1;
+
+/* ERM: the request body template cut at each %ID%. */
+static const char	*pieces[MAX_PIECES];
+static size_t		 piece_len[MAX_PIECES];
+static int		 npieces;
+static size_t		 req_max;	/* longest frame any id can give */
+static uint64_t		 next_id = 1;
+
+/* RESP: one call is a fixed byte string of ncmds commands. */
+static uint8_t		*call_buf;
+static size_t		 call_len;
+static int		 ncmds;
+
+static struct hist	 hist;
+static uint64_t		 completed;
+static uint64_t		 errors;
+static int		 measuring;
+static char		 first_err[160];	/* shown once, to say why */
+static int		 stopping;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: loadgen -p erm|resp -s SOCKET [-c CONNS] "
+	    "[-P PIPELINE] [-d SECONDS]\n"
+	    "               [-w WARMUP_SECONDS] [-m REQUEST_TEMPLATE] "
+	    "[-r \"CMD ARG|CMD ARG...\"]\n"
+	    "               [-x SERVER_PID] [-b] [-H] [-R]\n");
+	exit(2);
+}
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
+static double
+parse_num(const char *s, const char *what, double min, double max)
+{
+	char	*end;
+	double	 v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		errx(2, "%s: bad value '%s' (%g..%g)", what, s, min, max);
+	return (v);
+}
+
+static int
+parse_int(const char *s, const char *what, int min, int max)
+{
+	char	*end;
+	long	 v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		errx(2, "%s: bad value '%s' (%d..%d)", what, s, min, max);
+	return ((int)v);
+}
+
+static size_t
+hist_index(uint64_t v)
+{
+	int	e;
+
+	if (v < SUB)
+		return ((size_t)v);
+	e = 63 - __builtin_clzll(v);
+	return ((size_t)(e - SUB_BITS + 1) * SUB +
+	    ((v >> (e - SUB_BITS)) & (SUB - 1)));
+}
+
+/* The middle of bucket i, in nanoseconds. */
+static double
+hist_value(size_t i)
+{
+	size_t		k = i / SUB, s = i % SUB;
+	uint64_t	low, width;
+
+	if (k == 0)
+		return ((double)i);
+	low = (uint64_t)(SUB + s) << (k - 1);
+	width = (uint64_t)1 << (k - 1);
+	return ((double)low + (double)(width - 1) / 2.0);
+}
+
+static void
+hist_add(struct hist *h, uint64_t v)
+{
+	h->n[hist_index(v)]++;
+	h->total++;
+	h->sum += v;
+	if (v > h->max)
+		h->max = v;
+}
+
+static double
+hist_quantile_us(const struct hist *h, double q)
+{
+	uint64_t	want, seen = 0;
+	size_t		i;
+
+	if (h->total == 0)
+		return (0.0);
+	want = (uint64_t)(q * (double)h->total + 0.999999);
+	if (want == 0)
+		want = 1;
+	for (i = 0; i < NBUCKETS; i++) {
+		seen += h->n[i];
+		if (seen >= want)
+			return (hist_value(i) / 1000.0);
+	}
+	return ((double)h->max / 1000.0);
+}
+
+/*
+ * Nanoseconds the server has spent on a CPU: the first field of
+ * /proc/PID/task/TID/schedstat summed over its threads, so that a server
+ * with worker threads is charged for all of them. Returns 0 when the
+ * process is gone or /proc lacks schedstat.
+ */
+static uint64_t
+server_cpu_ns(pid_t pid)
+{
+	char		 path[64], line[128];
+	DIR		*d;
+	struct dirent	*de;
+	FILE		*f;
+	uint64_t	 sum = 0;
+	unsigned long long v;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return (0);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat",
+		    (int)pid, de->d_name) >= (int)sizeof(path))
+			continue;
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		if (fgets(line, sizeof(line), f) != NULL &&
+		    sscanf(line, "%llu", &v) == 1)
+			sum += v;
+		fclose(f);
+	}
+	closedir(d);
+	return (sum);
+}
+
+/*
+ * Busy and stolen time of the whole machine from the first line of
+ * /proc/stat, in nanoseconds. What is busy beyond the server and this
+ * process is other load on the machine, which the report shows so that a
+ * disturbed run can be told from a slow server.
+ */
+static void
+machine_cpu_ns(uint64_t *busy, uint64_t *steal)
+{
+	unsigned long long	 v[8];
+	FILE			*f;
+	long			 hz = sysconf(_SC_CLK_TCK);
+	int			 n = 0;
+
+	*busy = *steal = 0;
+	if ((f = fopen("/proc/stat", "r")) == NULL)
+		return;
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+	    &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n != 8 || hz <= 0)
+		return;
+	/* user nice system idle iowait irq softirq steal */
+	*busy = (v[0] + v[1] + v[2] + v[5] + v[6]) * (1000000000u / hz);
+	*steal = v[7] * (1000000000u / hz);
+}
+
+static uint64_t
+self_cpu_ns(void)
+{
+	struct rusage	ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
+	    1000000000u + (uint64_t)(ru.ru_utime.tv_usec +
+	    ru.ru_stime.tv_usec) * 1000u);
+}
+
+/* Cut the request template at each %ID% so a frame is a few memcpys. */
+static void
+erm_template(const char *tmpl)
+{
+	const char	*p = tmpl, *m;
+	size_t		 fixed = 0;
+	int		 marks = 0;
+
+	npieces = 0;
+	for (;;) {
+		if (npieces == MAX_PIECES)
+			errx(2, "-m: too many %s", ID_MARK);
+		m = strstr(p, ID_MARK);
+		pieces[npieces] = p;
+		piece_len[npieces] = m == NULL ? strlen(p) : (size_t)(m - p);
+		fixed += piece_len[npieces];
+		npieces++;
+		if (m == NULL)
+			break;
+		marks++;
+		p = m + strlen(ID_MARK);
+	}
+	if (marks == 0)
+		errx(2, "-m: the template needs %s where the id goes", ID_MARK);
+	req_max = ERM_FRAME_HDR + fixed + (size_t)marks * MAX_ID_DIGITS;
+	if (req_max - ERM_FRAME_HDR > ERM_MAX_FRAME_DEFAULT)
+		errx(2, "-m: template longer than a frame may be");
+}
+
+/* Append one request frame for id at dst; returns its length. */
+static size_t
+erm_request(uint8_t *dst, uint64_t id)
+{
+	char	 digits[MAX_ID_DIGITS];
+	size_t	 nd = 0, off = ERM_FRAME_HDR, i;
+	int	 k;
+
+	do {
+		digits[nd++] = (char)('0' + id % 10);
+		id /= 10;
+	} while (id != 0);
+	for (k = 0; k < npieces; k++) {
+		memcpy(dst + off, pieces[k], piece_len[k]);
+		off += piece_len[k];
+		if (k + 1 < npieces)
+			for (i = 0; i < nd; i++)
+				dst[off++] = (uint8_t)digits[nd - 1 - i];
+	}
+	erm_frame_header(dst, (uint32_t)(off - ERM_FRAME_HDR));
+	return (off);
+}
+
+/*
+ * Encode "GET k|INCR c|EXPIRE c 60" as that many RESP arrays back to back:
+ * one call of the benchmark is the whole sequence.
+ */
+static void
+resp_template(const char *spec)
+{
+	char	*copy, *cmd, *arg, *save1, *save2;
+	char	*argv[MAX_ARGS];
+	size_t	 cap = 0, len = 0, need;
+	int	 argc, i;
+
+	if ((copy = strdup(spec)) == NULL)
+		err(1, "strdup");
+	ncmds = 0;
+	for (cmd = strtok_r(copy, "|", &save1); cmd != NULL;
+	    cmd = strtok_r(NULL, "|", &save1)) {
+		argc = 0;
+		for (arg = strtok_r(cmd, " \t", &save2); arg != NULL;
+		    arg = strtok_r(NULL, " \t", &save2)) {
+			if (argc == MAX_ARGS)
+				errx(2, "-r: too many arguments");
+			argv[argc++] = arg;
+		}
+		if (argc == 0)
+			continue;
+		if (++ncmds > MAX_CMDS)
+			errx(2, "-r: too many commands");
+		need = 32;
+		for (i = 0; i < argc; i++)
+			need += strlen(argv[i]) + 32;
+		if (len + need > cap) {
+			cap = (len + need) * 2;
+			if ((call_buf = realloc(call_buf, cap)) == NULL)
+				err(1, "realloc");
+		}
+		len += (size_t)snprintf((char *)call_buf + len, cap - len,
+		    "*%d\r\n", argc);
+		for (i = 0; i < argc; i++)
+			len += (size_t)snprintf((char *)call_buf + len,
+			    cap - len, "$%zu\r\n%s\r\n", strlen(argv[i]),
+			    argv[i]);
+	}
+	free(copy);
+	if (ncmds == 0)
+		errx(2, "-r: no command");
+	call_len = len;
+}
+
+/*
+ * Length of the complete RESP2 reply at buf: 0 when more bytes are needed,
+ * -1 when it is not RESP. Sets *iserr for an error reply ("-ERR ...") at
+ * any depth.
+ */
+static long
+resp_reply(const uint8_t *buf, size_t len, int depth, int *iserr)
+{
+	const uint8_t	*nl;
+	size_t		 line, off;
+	long		 n = 0, sub;
+	size_t		 i;
+	int		 neg = 0;
+
+	if (len < 3)
+		return (0);
+	if ((nl = memchr(buf, '\n', len)) == NULL)
+		return (0);
+	line = (size_t)(nl - buf) + 1;
+	if (line < 3 || buf[line - 2] != '\r')
+		return (-1);
+	switch (buf[0]) {
+	case '+':
+	case ':':
+		return ((long)line);
+	case '-':
+		*iserr = 1;
+		return ((long)line);
+	case '$':
+	case '*':
+		break;
+	default:
+		return (-1);
+	}
+	i = 1;
+	if (buf[i] == '-') {
+		neg = 1;
+		i++;
+	}
+	if (i == line - 2)
+		return (-1);
+	for (; i < line - 2; i++) {
+		if (buf[i] < '0' || buf[i] > '9' || n > 1000000000)
+			return (-1);
+		n = n * 10 + (buf[i] - '0');
+	}
+	if (neg) {
+		/* $-1 and *-1 are the null bulk string and null array. */
+		return (n == 1 ? (long)line : -1);
+	}
+	if (buf[0] == '$') {
+		if (len < line + (size_t)n + 2)
+			return (0);
+		if (buf[line + n] != '\r' || buf[line + n + 1] != '\n')
+			return (-1);
+		return ((long)(line + (size_t)n + 2));
+	}
+	if (depth >= RESP_MAX_DEPTH)
+		return (-1);
+	off = line;
+	while (n-- > 0) {
+		sub = resp_reply(buf + off, len - off, depth + 1, iserr);
+		if (sub <= 0)
+			return (sub);
+		off += (size_t)sub;
+	}
+	return ((long)off);
+}
+
+/*
+ * Find the envelope's "id" (a member of the outermost object, not one inside
+ * "result") and note whether an "error" member is there too. Replies are
+ * small, so one pass over the bytes costs less than a parser would.
+ */
+static int
+erm_reply_id(const uint8_t *b, size_t len, uint64_t *id, int *iserr)
+{
+	size_t	i, k;
+	int	depth = 0, found = 0;
+
+	for (i = 0; i < len; i++) {
+		switch (b[i]) {
+		case '{':
+		case '[':
+			depth++;
+			continue;
+		case '}':
+		case ']':
+			depth--;
+			continue;
+		case '"':
+			break;
+		default:
+			continue;
+		}
+		/* A string: a key when at depth 1 and followed by ':'. */
+		for (k = i + 1; k < len && b[k] != '"'; k++)
+			if (b[k] == '\\')
+				k++;
+		if (k >= len)
+			return (-1);
+		if (depth == 1 && k - i - 1 == 2 && memcmp(b + i + 1, "id",
+		    2) == 0) {
+			for (k++; k < len && (b[k] == ' ' || b[k] == ':'); k++)
+				;
+			*id = 0;
+			if (k >= len || b[k] < '0' || b[k] > '9')
+				return (-1);
+			for (; k < len && b[k] >= '0' && b[k] <= '9'; k++)
+				*id = *id * 10 + (uint64_t)(b[k] - '0');
+			found = 1;
+		} else if (depth == 1 && k - i - 1 == 5 &&
+		    memcmp(b + i + 1, "error", 5) == 0)
+			*iserr = 1;
+		i = k;
+		if (found && *iserr)
+			break;
+	}
+	return (found ? 0 : -1);
+}
+
+static void
+conn_watch(int ep, struct conn *c, uint32_t events)
+{
+	struct epoll_event	ev;
+
+	if (c->events == events)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = events;
+	ev.data.ptr = c;
+	if (epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) == -1)
+		err(1, "epoll_ctl");
+	c->events = events;
+}
+
+/* Write what is queued; wait for EPOLLOUT if the socket is full. */
+static void
+conn_flush(int ep, struct conn *c)
+{
+	ssize_t	n;
+
+	while (c->woff < c->wlen) {
+		n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				conn_watch(ep, c, EPOLLIN | EPOLLOUT);
+				return;
+			}
+			err(1, "write");
+		}
+		c->woff += (size_t)n;
+	}
+	c->woff = c->wlen = 0;
+	conn_watch(ep, c, EPOLLIN);
+}
+
+/* Queue k more requests (or calls) stamped with time t, then write. */
+static void
+conn_send(int ep, struct conn *c, int k, uint64_t t)
+{
+	struct slot	*s;
+	size_t		 need;
+
+	if (c->woff > 0) {
+		memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
+		c->wlen -= c->woff;
+		c->woff = 0;
+	}
+	need = (size_t)k * (proto == P_ERM ? req_max : call_len);
+	if (c->wlen + need > c->wcap)
+		errx(1, "internal: write buffer overrun");
+	while (k-- > 0) {
+		if (c->count == (size_t)pipeline)
+			errx(1, "internal: more than %d in flight", pipeline);
+		s = &c->ring[(c->head + c->count) % (size_t)pipeline];
+		s->sent_ns = t;
+		if (proto == P_ERM) {
+			s->id = next_id++;
+			c->wlen += erm_request(c->wbuf + c->wlen, s->id);
+		} else {
+			memcpy(c->wbuf + c->wlen, call_buf, call_len);
+			c->wlen += call_len;
+		}
+		c->count++;
+	}
+	conn_flush(ep, c);
+}
+
+static void
+note_error(const uint8_t *b, size_t len)
+{
+	size_t	i, n = 0;
+
+	if (first_err[0] != '\0')
+		return;
+	for (i = 0; i < len && n + 1 < sizeof(first_err); i++)
+		first_err[n++] = b[i] >= ' ' && b[i] < 0x7f ? (char)b[i] : '.';
+	first_err[n] = '\0';
+}
+
+static void
+complete(struct conn *c, size_t pos, uint64_t t, int iserr)
+{
+	struct slot	*s = &c->ring[pos], *h = &c->ring[c->head];
+
+	if (measuring) {
+		hist_add(&hist, t > s->sent_ns ? t - s->sent_ns : 0);
+		completed++;
+		errors += iserr;
+	}
+	/* Out-of-order reply: the head takes the freed slot. */
+	if (pos != c->head)
+		*s = *h;
+	c->head = (c->head + 1) % (size_t)pipeline;
+	c->count--;
+}
+
+/*
+ * Read what the server sent, settle every complete reply, and send one new
+ * request (or call) for each one settled, in a single write.
+ */
+static void
+conn_read(int ep, struct conn *c)
+{
+	const uint8_t	*body;
+	size_t		 off = 0, blen, used, i, pos;
+	ssize_t		 n;
+	long		 r;
+	uint64_t	 t, id = 0;
+	uint32_t	 declared;
+	int		 done = 0, iserr;
+
+	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		err(1, "read");
+	}
+	if (n == 0)
+		errx(1, "server closed a connection");
+	c->rlen += (size_t)n;
+	t = now_ns();
+
+	for (;;) {
+		iserr = 0;
+		if (proto == P_ERM) {
+			switch (erm_frame_parse(c->rbuf + off, c->rlen - off,
+			    ERM_MAX_FRAME_DEFAULT, &body, &blen, &used)) {
+			case ERM_FRAME_MORE:
+				goto out;
+			case ERM_FRAME_OK:
+				break;
+			default:
+				errx(1, "server sent a bad frame header");
+			}
+			if (erm_reply_id(body, blen, &id, &iserr) == -1) {
+				/* Without an id the reply matches nothing. */
+				errx(1, "reply without an integer id: %.*s",
+				    (int)(blen > 200 ? 200 : blen), body);
+			}
+			for (i = 0; i < c->count; i++) {
+				pos = (c->head + i) % (size_t)pipeline;
+				if (c->ring[pos].id == id)
+					break;
+			}
+			if (i == c->count)
+				errx(1, "reply to id %" PRIu64 " not in flight",
+				    id);
+			if (iserr)
+				note_error(body, blen);
+			off += used;
+			complete(c, pos, t, iserr);
+			done++;
+		} else {
+			r = resp_reply(c->rbuf + off, c->rlen - off, 0, &iserr);
+			if (r == 0)
+				goto out;
+			if (r < 0)
+				errx(1, "server sent bad RESP: %.*s",
+				    (int)(c->rlen - off > 80 ? 80 :
+				    c->rlen - off), c->rbuf + off);
+			if (iserr)
+				note_error(c->rbuf + off, (size_t)r);
+			off += (size_t)r;
+			if (c->count == 0)
+				errx(1, "RESP reply with nothing in flight");
+			/* An error anywhere in a call marks the call. */
+			c->call_err |= iserr;
+			if (++c->replies < ncmds)
+				continue;
+			complete(c, c->head, t, c->call_err);
+			c->replies = c->call_err = 0;
+			done++;
+		}
+	}
+out:
+	if (off > 0) {
+		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+		c->rlen -= off;
+	}
+	if (c->rlen == c->rcap) {
+		/* A reply larger than the buffer: grow up to a frame. */
+		declared = proto == P_ERM ?
+		    erm_frame_declared(c->rbuf, c->rlen) : 0;
+		if (c->rcap >= ERM_MAX_FRAME_DEFAULT + ERM_FRAME_HDR ||
+		    (proto == P_ERM && declared + ERM_FRAME_HDR <= c->rcap))
+			errx(1, "reply larger than %zu bytes", c->rcap);
+		c->rcap *= 2;
+		if ((c->rbuf = realloc(c->rbuf, c->rcap)) == NULL)
+			err(1, "realloc");
+	}
+	if (done > 0 && !stopping)
+		conn_send(ep, c, done, t);
+}
+
+static int
+unix_connect(const char *path)
+{
+	struct sockaddr_un	sun;
+	int			fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return (-1);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+/*
+ * One round trip on a fresh connection, retried until it works or the
+ * deadline passes: lets a script wait until a server is ready to serve.
+ */
+static int
+probe_once(void)
+{
+	uint8_t		 buf[4096];
+	struct pollfd	 pfd;
+	size_t		 len, got = 0;
+	ssize_t		 n;
+	long		 r;
+	int		 fd, iserr = 0, ok = 0;
+
+	if ((fd = unix_connect(sockpath)) == -1)
+		return (-1);
+	if (proto == P_ERM) {
+		if (req_max > sizeof(buf))
+			goto done;
+		len = erm_request(buf, 1);
+	} else {
+		if (call_len > sizeof(buf))
+			goto done;
+		memcpy(buf, call_buf, call_len);
+		len = call_len;
+	}
+	if (write(fd, buf, len) != (ssize_t)len)
+		goto done;
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	while (got < sizeof(buf) && poll(&pfd, 1, 1000) == 1) {
+		if ((n = read(fd, buf + got, sizeof(buf) - got)) <= 0)
+			break;
+		got += (size_t)n;
+		if (proto == P_ERM) {
+			if (got >= ERM_FRAME_HDR && got - ERM_FRAME_HDR >=
+			    erm_frame_declared(buf, got)) {
+				ok = 1;
+				break;
+			}
+		} else {
+			/* The reply to the first command is enough. */
+			if ((r = resp_reply(buf, got, 0, &iserr)) < 0)
+				break;
+			if (r > 0) {
+				ok = 1;
+				break;
+			}
+		}
+	}
+done:
+	close(fd);
+	return (ok ? 0 : -1);
+}
+
+static int
+run_probe(void)
+{
+	uint64_t	deadline;
+
+	deadline = now_ns() + (uint64_t)(duration * 1e9);
+	for (;;) {
+		if (probe_once() == 0)
+			return (0);
+		if (now_ns() >= deadline) {
+			warnx("%s: no answer within %g s", sockpath, duration);
+			return (1);
+		}
+		usleep(20000);
+	}
+}
+
+/* The whole distribution on stderr: "bucket_us count cumulative%". */
+static void
+hist_dump(const struct hist *h)
+{
+	uint64_t	seen = 0;
+	size_t		i;
+
+	for (i = 0; i < NBUCKETS; i++) {
+		if (h->n[i] == 0)
+			continue;
+		seen += h->n[i];
+		fprintf(stderr, "%10.1f %10" PRIu64 " %6.2f%%\n",
+		    hist_value(i) / 1000.0, h->n[i],
+		    100.0 * (double)seen / (double)h->total);
+	}
+}
+
+static void
+report(double secs, uint64_t srv_ns, uint64_t cli_ns, uint64_t busy_ns,
+    uint64_t steal_ns)
+{
+	double	rps = secs > 0 ? (double)completed / secs : 0.0;
+	double	other;
+
+	/* Jiffies are coarse: a few ms either way is noise, not load. */
+	other = ((double)busy_ns - (double)srv_ns - (double)cli_ns) /
+	    (secs > 0 ? secs * 1e7 : 1);
+	if (other < 0)
+		other = 0;
+
+	printf("proto=%s conns=%d pipeline=%d requests=%" PRIu64
+	    " seconds=%.3f rps=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f"
+	    " mean_us=%.1f max_us=%.1f errors=%" PRIu64
+	    " client_cpu_pct=%.1f",
+	    proto == P_ERM ? "erm" : "resp", nconns, pipeline, completed, secs,
+	    rps, hist_quantile_us(&hist, 0.50), hist_quantile_us(&hist, 0.99),
+	    hist_quantile_us(&hist, 0.999),
+	    hist.total ? (double)hist.sum / (double)hist.total / 1000.0 : 0.0,
+	    (double)hist.max / 1000.0, errors,
+	    secs > 0 ? (double)cli_ns / (secs * 1e7) : 0.0);
+	if (server_pid > 0)
+		printf(" server_cpu_pct=%.1f server_cpu_us_per_req=%.3f",
+		    secs > 0 ? (double)srv_ns / (secs * 1e7) : 0.0,
+		    completed ? (double)srv_ns / (double)completed / 1000.0 :
+		    0.0);
+	printf(" other_cpu_pct=%.1f steal_pct=%.1f\n", other,
+	    secs > 0 ? (double)steal_ns / (secs * 1e7) : 0.0);
+	fflush(stdout);
+	if (errors > 0)
+		fprintf(stderr, "loadgen: first error reply: %s\n", first_err);
+	if (dump_hist)
+		hist_dump(&hist);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct epoll_event	 ev, evs[MAX_EVENTS];
+	struct conn		*conns, *c;
+	const char		*tmpl = DEFAULT_TEMPLATE, *cmds = "PING";
+	uint64_t		 t, start, t0 = 0, end, srv0 = 0, cli0 = 0;
+	uint64_t		 srv = 0, cli = 0, busy0 = 0, steal0 = 0;
+	uint64_t		 busy, steal;
+	int			 ch, ep, i, n, timeout;
+	size_t			 reqsz;
+
+	while ((ch = getopt(argc, argv, "bc:d:Hm:P:p:Rr:s:w:x:")) != -1) {
+		switch (ch) {
+		case 'b':
+			busy_poll = 1;
+			break;
+		case 'c':
+			nconns = parse_int(optarg, "-c", 1, 100000);
+			break;
+		case 'd':
+			duration = parse_num(optarg, "-d", 0.001, 86400);
+			break;
+		case 'H':
+			dump_hist = 1;
+			break;
+		case 'm':
+			tmpl = optarg;
+			break;
+		case 'P':
+			pipeline = parse_int(optarg, "-P", 1, 65536);
+			break;
+		case 'p':
+			if (strcmp(optarg, "erm") == 0)
+				proto = P_ERM;
+			else if (strcmp(optarg, "resp") == 0)
+				proto = P_RESP;
+			else
+				usage();
+			break;
+		case 'R':
+			probe = 1;
+			break;
+		case 'r':
+			cmds = optarg;
+			break;
+		case 's':
+			sockpath = optarg;
+			break;
+		case 'w':
+			warmup = parse_num(optarg, "-w", 0, 86400);
+			break;
+		case 'x':
+			server_pid = parse_int(optarg, "-x", 1, INT_MAX);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (sockpath == NULL || optind != argc)
+		usage();
+	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * A backstop for what the loop cannot bound, such as connect() to a
+	 * server whose listen queue is full: SIGALRM ends the process.
+	 */
+	alarm((unsigned)(warmup + duration) + 30);
+	if (proto == P_ERM)
+		erm_template(tmpl);
+	else
+		resp_template(cmds);
+	if (probe)
+		return (run_probe());
+
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		err(1, "epoll_create1");
+	if ((conns = calloc((size_t)nconns, sizeof(*conns))) == NULL)
+		err(1, "calloc");
+	reqsz = proto == P_ERM ? req_max : call_len;
+	for (i = 0; i < nconns; i++) {
+		c = &conns[i];
+		if ((c->fd = unix_connect(sockpath)) == -1)
+			err(1, "connect %s", sockpath);
+		if (fcntl(c->fd, F_SETFL, O_NONBLOCK) == -1)
+			err(1, "fcntl");
+		c->rcap = RBUF_INIT;
+		c->wcap = reqsz * (size_t)pipeline;
+		c->rbuf = malloc(c->rcap);
+		c->wbuf = malloc(c->wcap);
+		c->ring = calloc((size_t)pipeline, sizeof(*c->ring));
+		if (c->rbuf == NULL || c->wbuf == NULL || c->ring == NULL)
+			err(1, "malloc");
+		memset(&ev, 0, sizeof(ev));
+		ev.events = c->events = EPOLLIN;
+		ev.data.ptr = c;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) == -1)
+			err(1, "epoll_ctl");
+	}
+
+	start = now_ns();
+	if (warmup == 0) {
+		measuring = 1;
+		t0 = start;
+		srv0 = server_pid > 0 ? server_cpu_ns(server_pid) : 0;
+		cli0 = self_cpu_ns();
+		machine_cpu_ns(&busy0, &steal0);
+	}
+	end = start + (uint64_t)((warmup + duration) * 1e9);
+	for (i = 0; i < nconns; i++)
+		conn_send(ep, &conns[i], pipeline, now_ns());
+
+	for (;;) {
+		t = now_ns();
+		if (!measuring && t >= start + (uint64_t)(warmup * 1e9)) {
+			/* Warm-up over: count from here. */
+			measuring = 1;
+			t0 = t;
+			srv0 = server_pid > 0 ? server_cpu_ns(server_pid) : 0;
+			cli0 = self_cpu_ns();
+			machine_cpu_ns(&busy0, &steal0);
+		}
+		if (t >= end)
+			break;
+		/* Busy polling keeps this CPU from idling between replies. */
+		timeout = busy_poll ? 0 : (int)(((measuring ? end : start +
+		    (uint64_t)(warmup * 1e9)) - t + 999999) / 1000000);
+		n = epoll_wait(ep, evs, MAX_EVENTS, timeout);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			err(1, "epoll_wait");
+		}
+		for (i = 0; i < n; i++) {
+			c = evs[i].data.ptr;
+			if (evs[i].events & EPOLLOUT)
+				conn_flush(ep, c);
+			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				conn_read(ep, c);
+		}
+	}
+	stopping = 1;
+	t = now_ns();
+	if (server_pid > 0)
+		srv = server_cpu_ns(server_pid) - srv0;
+	cli = self_cpu_ns() - cli0;
+	machine_cpu_ns(&busy, &steal);
+	report((double)(t - t0) / 1e9, srv, cli, busy - busy0, steal - steal0);
+
+	for (i = 0; i < nconns; i++) {
+		close(conns[i].fd);
+		free(conns[i].rbuf);
+		free(conns[i].wbuf);
+		free(conns[i].ring);
+	}
+	free(conns);
+	free(call_buf);
+	close(ep);
+	if (completed == 0) {
+		warnx("no replies in %g s: does %s speak %s?", duration,
+		    sockpath, proto == P_ERM ? "ermd framing" : "RESP");
+		return (1);
+	}
+	return (0);
+}
