@@ -11,6 +11,7 @@
 #ifndef ERM_H
 #define ERM_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -104,6 +105,232 @@ enum erm_status	 erm_next_event(struct erm_client *, int timeout_ms,
 
 /* The file descriptor, for callers that poll several sources. */
 int		 erm_fd(const struct erm_client *);
+
+/*
+ * ===================================================================
+ * The decision core: circuit breakers, retry decisions, classification
+ * and operations with recovery (PROTOCOL.md "Circuit breakers" to
+ * "Operations with recovery"; semantics in BEHAVIOUR.md §1-§3). These are
+ * typed wrappers over erm_call, in erm_decide.c. Like the rest of liberm
+ * they never print or exit; a daemon error is ERM_EREPLY with
+ * erm_last_error() describing it. A reply that lacks a member the contract
+ * promises is ERM_EPROTO.
+ * ===================================================================
+ */
+
+/* The daemon error code of a breaker that does not permit the call. */
+#define ERM_CODE_BREAKER_OPEN	1004
+
+/* Room, with the NUL, for what the daemon hands out. */
+#define ERM_PERMIT_MAX		128	/* a breaker permit */
+#define ERM_ID_MAX		128	/* an op id */
+#define ERM_NAME_MAX		129	/* a breaker or backend name (1-128) */
+
+/*
+ * An error object (PROTOCOL.md §4). A member is absent when it is NULL (a
+ * string) or 0 or less (a number), so a zeroed struct is empty and a
+ * designated initializer sets only what is known:
+ *
+ *	struct erm_errinfo e = { .errnum = ECONNRESET };
+ *
+ * Strings are borrowed: they must stay valid until the function given the
+ * struct returns. A category, when given, wins over every other member.
+ */
+struct erm_errinfo {
+	const char	*category;	/* "NETWORK_ERROR", ... */
+	int		 errnum;	/* an errno value: the "errno" member */
+	int		 http_status;
+	int		 exit_code;
+	int		 signal;	/* the signal that ended a process */
+	const char	*exception;	/* a type name: "TimeoutError" */
+	const char	*message;
+	int64_t		 retry_after_ms;	/* e.g. from HTTP Retry-After */
+};
+
+/*
+ * *out becomes a new reference to e as an error object, holding only the
+ * members present. ERM_EINVAL when none is (the protocol wants at least
+ * one) or a string is not valid UTF-8.
+ */
+enum erm_status	 erm_errinfo_json(const struct erm_errinfo *e, json_t **out);
+
+/* ---- circuit breakers --------------------------------------------- */
+
+enum erm_outcome {
+	ERM_SUCCESS,
+	ERM_FAILURE,
+	ERM_IGNORED,	/* counts as neither; a half-open permit goes back */
+};
+
+/*
+ * breaker.acquire: ask breaker name (created on first use) for a permit to
+ * make one call, waiting up to wait_ms (0: answer at once). ERM_OK: permit
+ * (when not NULL) holds it, for erm_breaker_record. ERM_EREPLY with
+ * erm_last_error()->code ERM_CODE_BREAKER_OPEN: the call is not permitted
+ * and *retry_after_ms (when not NULL) is how long until the breaker may let
+ * one through. *retry_after_ms is -1 in every other case.
+ */
+enum erm_status	 erm_breaker_acquire(struct erm_client *, const char *name,
+		    int wait_ms, char permit[ERM_PERMIT_MAX],
+		    int64_t *retry_after_ms);
+
+/*
+ * breaker.record: the outcome of the call made under permit, or with
+ * permit NULL a free-standing observation. duration_ms < 0 and err NULL
+ * (or empty) are left out. *recorded (when not NULL) is 0 when the daemon
+ * counted nothing: the permit was from an earlier generation of the
+ * breaker, or the breaker is disabled.
+ */
+enum erm_status	 erm_breaker_record(struct erm_client *, const char *name,
+		    const char *permit, enum erm_outcome outcome,
+		    int64_t duration_ms, const struct erm_errinfo *err,
+		    int *recorded);
+
+/* breaker.get: *out is a new reference to the breaker object. */
+enum erm_status	 erm_breaker_get(struct erm_client *, const char *name,
+		    json_t **out);
+
+/* ---- retry decisions and classification ---------------------------- */
+
+struct erm_retry_decision {
+	int		 retry;		/* 1: call again after delay_ms */
+	int64_t		 delay_ms;
+	char		 reason[24];	/* "retryable", "exhausted",
+					   "non_retryable", "budget_exhausted",
+					   "deadline" */
+};
+
+/*
+ * retry.next: may another attempt be made? attempt is the number made so
+ * far, the failed one included (1 or more). policy names a retry policy
+ * (NULL: the daemon's [retry] defaults); key names the retry budget (NULL:
+ * the policy's); err is the failed attempt's error (NULL or empty: none);
+ * elapsed_ms and prev_delay_ms are left out when negative.
+ */
+enum erm_status	 erm_retry_next(struct erm_client *, const char *policy,
+		    const char *key, int attempt, const struct erm_errinfo *err,
+		    int64_t elapsed_ms, int64_t prev_delay_ms,
+		    struct erm_retry_decision *out);
+
+struct erm_classification {
+	char		 category[32];	/* "NETWORK_ERROR", ... */
+	char		 primary[24];	/* a strategy: "retry", ... */
+	char		 fallback[24];	/* "" when there is none */
+	int		 retryable;
+	char		 matched[64];	/* the rule that matched; cut to fit */
+};
+
+/* error.classify: the category and strategies the daemon gives err. */
+enum erm_status	 erm_classify(struct erm_client *,
+		    const struct erm_errinfo *err,
+		    struct erm_classification *out);
+
+/* ---- operations with recovery (execute_with_recovery) -------------- */
+
+/*
+ * The code erm_execute protects. It returns 0 on success; anything else is
+ * a failure, described in *err (zeroed before each call; left empty it is
+ * reported as the message "unspecified failure", a SYSTEM_ERROR).
+ */
+typedef int	(*erm_fn)(void *arg, struct erm_errinfo *err);
+
+struct erm_exec_opts {
+	const char		*breaker;	/* guarding breaker, or NULL */
+	const char		*policy;	/* retry policy name, or NULL */
+	json_t			*policy_object;	/* borrowed; wins over policy */
+	const char *const	*backup;	/* NULL-terminated paths to back
+						   up before the first call */
+	int64_t			 deadline_ms;	/* > 0: no attempt starts later
+						   than this after the start */
+	const volatile sig_atomic_t *cancel;	/* set (say, by a signal
+						   handler): no more attempts */
+};
+
+struct erm_exec_result {
+	char		 op[ERM_ID_MAX];	/* the op's id, or "" */
+	char		 decision[16];	/* why it stopped without success:
+					   "rejected", "fallback", "rollback",
+					   "escalate", "skip", "deadline",
+					   "cancelled"; "" otherwise */
+	char		 category[32];	/* the last failure's category */
+	char		 strategy[24];	/* the strategy op.fail applied */
+	char		 backend[ERM_NAME_MAX];	/* "fallback": use this one */
+	int		 attempts;	/* calls of fn made */
+	int		 recovered;	/* it succeeded after a failure */
+	int		 rolled_back;	/* backups the daemon restored */
+	int		 fn_result;	/* what fn returned last */
+	int64_t		 slept_ms;	/* the retry delays waited, in total */
+	int64_t		 retry_after_ms;	/* "rejected": the breaker's
+						   retry_after_ms; else -1 */
+};
+
+/*
+ * Run fn(arg, err) as the operation named operation, the daemon deciding
+ * what to do after each failure: op.begin (with opts; NULL for none), then
+ * fn; on success op.succeed; on failure op.fail, and for the decision
+ * "retry" wait delay_ms and call fn again. The daemon acquires and records
+ * the breaker's permits inside op.*: nothing more is needed from the
+ * caller. res (may be NULL) says what happened. Returns:
+ *
+ *   ERM_OK         fn succeeded.
+ *   ERM_EREPLY     the daemon ended the op without success. res->decision
+ *                  is "rejected" when the breaker did not permit the call
+ *                  (1004 from op.begin, or from op.fail for the next
+ *                  attempt; erm_last_error() has it); or the decision of
+ *                  op.fail that ended it ("fallback" with res->backend,
+ *                  "rollback", "escalate", "skip"; erm_last_error()->code
+ *                  is 0); or "" for any other error reply.
+ *   ERM_ETIMEDOUT  res->decision "deadline": the next attempt would start
+ *                  past opts->deadline_ms; or "" for the handle's timeout.
+ *   ERM_ESYS       res->decision "cancelled" (errno EINTR): *opts->cancel
+ *                  became non-zero.
+ *   other          the connection failed.
+ *
+ * res->fn_result 0 with a status other than ERM_OK means fn succeeded but
+ * op.succeed failed: the work is done, the daemon's record of it is not.
+ * When erm_execute stops on its own (deadline, cancel, a lost connection)
+ * while the daemon expects another attempt, the protocol has no way to say
+ * so: the daemon ends the op as failed ("abandoned") when the connection
+ * closes.
+ */
+enum erm_status	 erm_execute(struct erm_client *, const char *operation,
+		    erm_fn fn, void *arg, const struct erm_exec_opts *opts,
+		    struct erm_exec_result *res);
+
+/*
+ * The seed's @recovery_operation decorator: give a function erm_execute's
+ * protection. The body follows the macro and sees `arg` (a type *) and
+ * `err` (a struct erm_errinfo *); it returns 0 or fills err.
+ *
+ *	ERM_RECOVERABLE(upload, struct job, client, &upload_opts)
+ *	{
+ *		if (put_file(arg->path) == -1) {
+ *			err->errnum = errno;
+ *			return (-1);
+ *		}
+ *		return (0);
+ *	}
+ *
+ * defines `static enum erm_status upload(struct job *arg, struct
+ * erm_exec_result *res)`, which runs the body through erm_execute as the
+ * operation "upload". client and opts are evaluated at each call, so they
+ * may name variables set up later (opts may be NULL).
+ */
+#define ERM_RECOVERABLE(name, type, client, opts)			\
+static int	name##_erm_body(type *, struct erm_errinfo *);		\
+static int								\
+name##_erm_fn(void *arg, struct erm_errinfo *err)			\
+{									\
+	return (name##_erm_body(arg, err));				\
+}									\
+static enum erm_status							\
+name(type *arg, struct erm_exec_result *res)				\
+{									\
+	return (erm_execute((client), #name, name##_erm_fn, arg,	\
+	    (opts), res));						\
+}									\
+static int								\
+name##_erm_body(type *arg, struct erm_errinfo *err)
 
 #ifdef __cplusplus
 }

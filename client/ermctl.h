@@ -95,4 +95,22 @@ int		 cmd_metrics(struct ctl *, int, char **);
 int		 cmd_events(struct ctl *, int, char **);
 int		 cmd_config_reload(struct ctl *, int, char **);
 
+/* ermctl_breaker.c: breaker and classify commands */
+int		 cmd_breaker_list(struct ctl *, int, char **);
+int		 cmd_breaker_show(struct ctl *, int, char **);
+int		 cmd_breaker_reset(struct ctl *, int, char **);
+int		 cmd_breaker_open(struct ctl *, int, char **);
+int		 cmd_breaker_close(struct ctl *, int, char **);
+int		 cmd_breaker_disable(struct ctl *, int, char **);
+int		 cmd_classify(struct ctl *, int, char **);
+
+/* ermctl_run.c */
+int		 cmd_run(struct ctl *, int, char **);
+
+/* ermctl_storage.c: fallback storage commands */
+int		 cmd_storage_status(struct ctl *, int, char **);
+int		 cmd_storage_check(struct ctl *, int, char **);
+int		 cmd_storage_put(struct ctl *, int, char **);
+int		 cmd_storage_get(struct ctl *, int, char **);
+
 #endif

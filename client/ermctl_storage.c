@@ -1,0 +1,158 @@
+/*
+ * ermctl commands for fallback storage: storage status, check, put and get.
+ */
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ermctl.h"
+
+/*
+ * The daemon takes absolute paths only (it reads and writes them itself);
+ * a relative FILE is taken from ermctl's working directory. For put the
+ * file must exist; for get only its directory must.
+ */
+static int
+absolute(const char *file, int must_exist, char *out, size_t outsz)
+{
+	char	 dir[PATH_MAX], copy1[PATH_MAX], copy2[PATH_MAX], *base;
+
+	if (must_exist) {
+		if (realpath(file, dir) == NULL)
+			return (-1);
+		if (snprintf(out, outsz, "%s", dir) >= (int)outsz) {
+			errno = ENAMETOOLONG;
+			return (-1);
+		}
+		return (0);
+	}
+	if (snprintf(copy1, sizeof(copy1), "%s", file) >= (int)sizeof(copy1) ||
+	    snprintf(copy2, sizeof(copy2), "%s", file) >= (int)sizeof(copy2)) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	base = basename(copy2);
+	if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 ||
+	    strcmp(base, "/") == 0 || file[strlen(file) - 1] == '/') {
+		errno = EISDIR;
+		return (-1);
+	}
+	if (realpath(dirname(copy1), dir) == NULL)
+		return (-1);
+	if (snprintf(out, outsz, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" :
+	    "/", base) >= (int)outsz) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	return (0);
+}
+
+/* Parse the options of a command that takes exactly nargs arguments (or
+ * up to nargs when optional is set). Returns -1 to go on. */
+static int
+args(struct ctl *ctx, int argc, char **argv, int nargs, int optional)
+{
+	static const struct option	 opts[] = { CTL_COMMON_OPTIONS };
+	int				 ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS, opts,
+	    NULL)) != -1)
+		if ((r = ctl_option(ctx, ch, argv)) != -1)
+			return (r);
+	if (argc - optind > nargs)
+		return (ctl_usage_error(ctx, "unexpected argument '%s'",
+		    argv[optind + nargs]));
+	if (!optional && argc - optind < nargs)
+		return (ctl_usage_error(ctx, "missing argument"));
+	return (-1);
+}
+
+static int
+call_print(struct ctl *ctx, const char *method, json_t *params,
+    json_t **keep)
+{
+	json_t		*result = NULL;
+	enum erm_status	 st;
+
+	st = ctl_call(ctx, method, params, &result);
+	json_decref(params);
+	if (st != ERM_OK)
+		return (ctl_fail(ctx, method, st));
+	print_result(ctx, result);
+	if (keep != NULL)
+		*keep = result;
+	else
+		json_decref(result);
+	return (CTL_EXIT_OK);
+}
+
+int
+cmd_storage_status(struct ctl *ctx, int argc, char **argv)
+{
+	int	r;
+
+	if ((r = args(ctx, argc, argv, 0, 0)) != -1)
+		return (r);
+	return (call_print(ctx, "storage.status", NULL, NULL));
+}
+
+/* Exits 1 when a checked backend is unhealthy, so scripts can test it. */
+int
+cmd_storage_check(struct ctl *ctx, int argc, char **argv)
+{
+	json_t	*params, *result = NULL, *b;
+	size_t	 i;
+	int	 r, bad = 0;
+
+	if ((r = args(ctx, argc, argv, 1, 1)) != -1)
+		return (r);
+	params = json_object();
+	if (optind < argc)
+		json_object_set_new(params, "backend",
+		    json_string(argv[optind]));
+	if ((r = call_print(ctx, "storage.check", params, &result)) !=
+	    CTL_EXIT_OK)
+		return (r);
+	json_array_foreach(json_object_get(result, "backends"), i, b) {
+		if (optind < argc && strcmp(json_string_value(
+		    json_object_get(b, "name")), argv[optind]) != 0)
+			continue;
+		if (!json_is_true(json_object_get(b, "healthy")))
+			bad = 1;
+	}
+	json_decref(result);
+	return (bad ? CTL_EXIT_FAILED : CTL_EXIT_OK);
+}
+
+static int
+put_or_get(struct ctl *ctx, int argc, char **argv, int put)
+{
+	char	path[PATH_MAX];
+	int	r;
+
+	if ((r = args(ctx, argc, argv, 2, 0)) != -1)
+		return (r);
+	if (absolute(argv[optind + 1], put, path, sizeof(path)) == -1) {
+		ctl_warnx("%s: %s", argv[optind + 1], strerror(errno));
+		return (CTL_EXIT_FAILED);
+	}
+	return (call_print(ctx, put ? "storage.put" : "storage.get",
+	    json_pack("{s:s, s:s}", "key", argv[optind], "path", path), NULL));
+}
+
+int
+cmd_storage_put(struct ctl *ctx, int argc, char **argv)
+{
+	return (put_or_get(ctx, argc, argv, 1));
+}
+
+int
+cmd_storage_get(struct ctl *ctx, int argc, char **argv)
+{
+	return (put_or_get(ctx, argc, argv, 0));
+}
