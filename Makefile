@@ -10,7 +10,8 @@ DEB_PKGS = build-essential libevent-dev libjansson-dev libsqlite3-dev \
 	   libcurl4-openssl-dev libssl-dev libinih-dev libsystemd-dev check \
 	   pkg-config
 # Only what the test suites use on top of the build dependencies.
-DEB_TEST_PKGS = systemd redis-server clang libclang-rt-14-dev
+DEB_TEST_PKGS = systemd redis-server clang libclang-rt-14-dev \
+	   postgresql python3-psycopg2 curl
 
 WARN	 = -Wall -Wextra -Werror
 OPT	?= -O2 -g
@@ -40,7 +41,7 @@ all: $(B)/ermd $(B)/ermctl $(B)/liberm.so.1 $(B)/liberm.a $(B)/liberm.pc \
     $(EXAMPLES)
 
 .PHONY: all deps run check check-all unit regress fuzz asan bench clean format \
-	systemd-check
+	systemd-check supabase-selftest
 
 deps:
 	@sh .ci/deps.sh $(DEB_PKGS)
@@ -125,8 +126,13 @@ check:
 	@sh .ci/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS)
 	@$(MAKE) --no-print-directory check-all
 
-check-all: all unit regress systemd-check fuzz
+check-all: all unit regress systemd-check supabase-selftest fuzz
 	@echo "make check: all suites passed"
+
+# The PostgREST-conformant endpoint the forwarder is tested against, checked
+# against its conformance points on a throwaway PostgreSQL.
+supabase-selftest:
+	@/usr/bin/python3 tests/supabase/selftest.py
 
 systemd-check: $(B)/ermd
 	@sh tests/systemd-check.sh $(B)/ermd
