@@ -33,6 +33,7 @@ struct metric_family {
 	const char		*labels[MAX_LABELS];
 	int			 nlabels;
 	metric_read_fn		 read;
+	metric_collect_fn	 collect;
 	struct metric		*series, **tail;
 };
 
@@ -155,6 +156,18 @@ metric_observe(struct metric *m, double s)
 		}
 }
 
+void
+metrics_collector(const char *name, const char *help, enum metric_type type,
+    const char *const *labels, metric_collect_fn fn)
+{
+	struct metric_family	*f;
+
+	if (type == METRIC_HISTOGRAM)
+		return;		/* collectors emit plain values only */
+	if ((f = metrics_family(name, help, type, labels)) != NULL)
+		f->collect = fn;
+}
+
 /* A growable string for the rendered text. */
 struct out {
 	char	*s;
@@ -243,6 +256,28 @@ type_word(enum metric_type t)
 	}
 }
 
+struct metric_emitter {
+	struct out			*o;
+	const struct metric_family	*f;
+};
+
+void
+metric_emit(struct metric_emitter *e, double value, ...)
+{
+	struct metric	m;
+	va_list		ap;
+	int		i;
+
+	memset(&m, 0, sizeof(m));
+	va_start(ap, value);
+	for (i = 0; i < e->f->nlabels; i++)
+		m.values[i] = va_arg(ap, char *);
+	va_end(ap);
+	out_printf(e->o, "%s", e->f->name);
+	out_labels(e->o, e->f, &m, NULL, NULL);
+	out_value(e->o, value);
+}
+
 static void
 render_family(struct out *o, const struct metric_family *f)
 {
@@ -256,6 +291,12 @@ render_family(struct out *o, const struct metric_family *f)
 	if (f->read != NULL) {
 		out_printf(o, "%s", f->name);
 		out_value(o, f->read());
+		return;
+	}
+	if (f->collect != NULL) {
+		struct metric_emitter	e = { o, f };
+
+		f->collect(&e);
 		return;
 	}
 	for (m = f->series; m != NULL; m = m->next) {

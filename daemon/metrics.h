@@ -31,6 +31,18 @@ struct metric	*metrics_series(struct metric_family *, ...);
 void		 metrics_gauge_fn(const char *name, const char *help,
 		    metric_read_fn fn);
 
+/*
+ * A family whose series are produced when the text is rendered, for things
+ * that come and go (one series per breaker): collect calls metric_emit once
+ * per series with as many label values as the family has labels.
+ */
+struct metric_emitter;
+typedef void	(*metric_collect_fn)(struct metric_emitter *);
+void		 metrics_collector(const char *name, const char *help,
+		    enum metric_type, const char *const *labels,
+		    metric_collect_fn fn);
+void		 metric_emit(struct metric_emitter *, double value, ...);
+
 void		 metric_inc(struct metric *);
 void		 metric_add(struct metric *, double);
 void		 metric_set(struct metric *, double);

@@ -105,6 +105,31 @@ seven(void)
 	return (7);
 }
 
+static void
+collect_two(struct metric_emitter *e)
+{
+	metric_emit(e, 2, "s3");
+	metric_emit(e, 0, "db");
+}
+
+START_TEST(prometheus_collector)
+{
+	static const char *const l[] = { "breaker", NULL };
+	char	*text;
+
+	metrics_reset();
+	metrics_collector("ermd_b", "Per breaker.", METRIC_GAUGE, l,
+	    collect_two);
+	text = metrics_render(NULL);
+	ck_assert_str_eq(text, "# HELP ermd_b Per breaker.\n"
+	    "# TYPE ermd_b gauge\n"
+	    "ermd_b{breaker=\"s3\"} 2\n"
+	    "ermd_b{breaker=\"db\"} 0\n");
+	free(text);
+	metrics_reset();
+}
+END_TEST
+
 START_TEST(prometheus_text)
 {
 	static const char *const l[] = { "method", "result", NULL };
@@ -168,6 +193,7 @@ main(void)
 	tcase_add_test(tc, unsubscribe_during_delivery);
 	tcase_add_test(tc, type_names_round_trip);
 	tcase_add_test(tc, prometheus_text);
+	tcase_add_test(tc, prometheus_collector);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
