@@ -55,6 +55,8 @@ static const struct option options[] = {
 	    "8388608", OFF(max_output_bytes), NULL },
 	{ "daemon", "max_frames_per_wakeup", T_INT, 1, 100000, "64",
 	    OFF(max_frames_per_wakeup), NULL },
+	{ "daemon", "max_breakers", T_INT, 1, 1000000, "10000",
+	    OFF(max_breakers), NULL },
 	{ "store", "path", T_STR, 0, PATH_MAX - 16, "", OFF(store_path), NULL },
 	{ "store", "durability", T_ENUM, 0, 0, "full", OFF(durability),
 	    durability_words },
@@ -75,6 +77,21 @@ config_register_kind(const struct config_kind *k)
 			return;
 	if (nkinds < MAX_KINDS)
 		kinds[nkinds++] = k;
+}
+
+static void	(*validators[MAX_KINDS])(struct config *);
+static size_t	  nvalidators;
+
+void
+config_register_validator(void (*fn)(struct config *))
+{
+	size_t	i;
+
+	for (i = 0; i < nvalidators; i++)
+		if (validators[i] == fn)
+			return;
+	if (nvalidators < MAX_KINDS)
+		validators[nvalidators++] = fn;
 }
 
 void
@@ -458,6 +475,23 @@ parse_file(struct config *cfg, const char *path)
 		add_error(&p, 0, "out of memory");
 }
 
+void
+config_add_error(struct config *cfg, const char *file, int line,
+    const char *fmt, ...)
+{
+	struct parse	p;
+	char		buf[400];
+	va_list		ap;
+
+	memset(&p, 0, sizeof(p));
+	p.cfg = cfg;
+	p.file = file;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	add_error(&p, line, "%s", buf);
+}
+
 static void
 resolve_admin_group(struct config *cfg, const char *file)
 {
@@ -520,6 +554,8 @@ config_load(const char *path, const char *socket_override,
 		(void)set_option(cfg, &options[1], state_override, err,
 		    sizeof(err));
 	resolve_admin_group(cfg, path != NULL ? path : "(defaults)");
+	for (i = 0; i < nvalidators; i++)
+		validators[i](cfg);
 	return (cfg);
 }
 

@@ -40,6 +40,7 @@ struct config {
 	int64_t		 read_timeout_ms;
 	int64_t		 max_output_bytes;
 	int64_t		 max_frames_per_wakeup;
+	int64_t		 max_breakers;
 	/* [store] */
 	char		*store_path;		/* "" means <state_dir>/ermd.db */
 	int		 durability;
@@ -70,6 +71,16 @@ struct config_kind {
 	 */
 	void		(*apply)(const struct config *);
 };
+
+/*
+ * Checks across keys, run after the whole config is read; each problem is
+ * reported with config_add_error.
+ */
+void		 config_register_validator(void (*fn)(struct config *));
+
+/* Record a problem found by a validate hook ("file:line: message"). */
+void		 config_add_error(struct config *, const char *file, int line,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 void		 config_register_kind(const struct config_kind *);
 /* Call apply of every registered kind with cfg. */
