@@ -458,6 +458,12 @@ process_input(struct conn *c)
 			    "frame larger than max_frame");
 			return (0);
 		case ERM_FRAME_OK:
+			/*
+			 * The frame that was partial is complete: its deadline
+			 * goes before dispatch, where a handler may move the
+			 * clock (debug.advance) past it.
+			 */
+			clock_timer_cancel(c->read_timer);
 			c->requests++;
 			dispatch_frame(c, body, blen);
 			off += used;
@@ -483,7 +489,7 @@ done:
 				c->in_cap = IN_INITIAL;
 			}
 		}
-	} else if ((off > 0 || !clock_timer_pending(c->read_timer)) &&
+	} else if (!clock_timer_pending(c->read_timer) &&
 	    ermd.cfg->read_timeout_ms > 0)
 		clock_timer_after(c->read_timer,
 		    (uint64_t)ermd.cfg->read_timeout_ms);

@@ -453,6 +453,35 @@ START_TEST(refuses_to_replace_a_non_socket)
 }
 END_TEST
 
+/*
+ * A frame that arrived in two reads armed the read deadline; once whole it
+ * must not be cut off by its own handler moving the clock past it.
+ */
+START_TEST(split_frame_that_advances_the_clock)
+{
+	const char	*req = "{\"id\":9,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":20000}}";
+	unsigned char	 hdr[4] = { 0, 0, 0, 0 };
+	size_t		 len = strlen(req);
+	int		 fd = raw_connect(d.sock);
+	json_t		*r;
+
+	hdr[3] = (unsigned char)len;
+	raw_send_bytes(fd, hdr, 4);
+	raw_send_bytes(fd, req, 10);
+	usleep(50000);		/* the daemon reads the partial frame */
+	raw_send_bytes(fd, req + 10, len - 10);
+	r = raw_recv(fd, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	r = raw_call(fd, "{\"id\":10,\"method\":\"ping\"}");
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -477,6 +506,7 @@ main(void)
 	tcase_set_timeout(tm, 60);
 	tcase_add_checked_fixture(tm, start_manual, stop);
 	tcase_add_test(tm, slowloris_partial_frame);
+	tcase_add_test(tm, split_frame_that_advances_the_clock);
 	suite_add_tcase(s, tm);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
