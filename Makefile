@@ -11,7 +11,7 @@ DEB_PKGS = build-essential libevent-dev libjansson-dev libsqlite3-dev \
 	   pkg-config
 # Only what the test suites use on top of the build dependencies.
 DEB_TEST_PKGS = systemd redis-server clang libclang-rt-14-dev \
-	   postgresql python3-psycopg2 curl
+	   postgresql python3-psycopg2 curl nginx openssl
 
 WARN	 = -Wall -Wextra -Werror
 OPT	?= -O2 -g

@@ -13,6 +13,8 @@ BENCH_LIBS = $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 
 BENCH_BIN = $(B)/bench/loadgen $(B)/bench/echo_server
 BENCH_SCRIPTS = bench/run-ping.sh
+BENCH_SCRIPTS += bench/storage.sh
+BENCH_SCRIPTS += bench/run-breaker.sh
 
 .PHONY: bench-all bench-bin $(BENCH_SCRIPTS)
 
@@ -30,3 +32,15 @@ $(BENCH_SCRIPTS): $(BENCH_BIN)
 	@mkdir -p $(B)/bench
 	@echo "== $@"
 	@RAW=$(B)/bench/$(notdir $(basename $@)).raw bash $@ -b $(B)
+
+# Backups (bench/backup.sh): backup_load drives ermd, hash_only is the
+# libcrypto-alone baseline (it needs libcrypto, so it has its own rule).
+bench-all: bench/backup.sh
+.PHONY: bench/backup.sh
+bench/backup.sh: $(B)/bench/backup_load $(B)/bench/hash_only
+	@mkdir -p $(B)/bench
+	@echo "== $@"
+	@RAW=$(B)/bench/backup.raw bash $@ -b $(B)
+$(B)/bench/hash_only: bench/hash_only.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lcrypto

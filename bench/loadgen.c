@@ -21,6 +21,21 @@
  * -b polls epoll without sleeping, so that the load generator's own CPU never
  * idles and its wake-up cost drops out of the latency; -H prints the whole
  * latency histogram on stderr.
+ *
+ * Many keys: with -K N every %R% in the -m template or the -r commands
+ * becomes a key number drawn uniformly from [0, N) for each request (or
+ * call; the same number at every %R% of one call), zero-padded to the width
+ * of N - 1 so that a RESP call keeps its length. -F first walks every key
+ * once in order (unmeasured; the warm-up and the measured run start when it
+ * is done), so that whatever the server creates on first use exists.
+ *
+ * Breaker pairs: -B N (ermd only) makes one unit of work a breaker.acquire
+ * on breaker PREFIX<key> (-n PREFIX, default "b"; keys as with -K N) and,
+ * when its reply brings the permit, a breaker.record of outcome "success"
+ * with that permit on the same connection. The pair is done, and its
+ * latency taken from the acquire's write, when the record's reply arrives;
+ * an acquire refused (an error, or no permit) or a record not
+ * "recorded":true ends the pair as an error.
  */
 
 #include <sys/epoll.h>
@@ -51,6 +66,8 @@
 #define ID_MARK			"%ID%"
 #define MAX_ID_DIGITS		20
 #define MAX_PIECES		16
+#define KEY_MARK		"%R%"
+#define MAX_PERMIT		128	/* longest permit a reply may carry */
 #define MAX_CMDS		64
 #define MAX_ARGS		64
 #define RESP_MAX_DEPTH		8
@@ -65,7 +82,27 @@ enum proto {
 /* One request (or, for RESP, one command sequence) waiting for its reply. */
 struct slot {
 	uint64_t	 id;
-	uint64_t	 sent_ns;
+	uint64_t	 sent_ns;	/* pairs: when the acquire went out */
+	uint32_t	 key;
+	uint8_t		 record;	/* pairs: the record is in flight */
+	uint8_t		 fill;		/* part of the -F pass */
+};
+
+/* A request template cut at its marks: piece, mark, piece, ... */
+enum mark {
+	MK_END,
+	MK_ID,
+	MK_KEY,
+	MK_PERMIT,
+};
+
+struct tmpl {
+	const char	*piece[MAX_PIECES];
+	size_t		 len[MAX_PIECES];
+	enum mark	 mark[MAX_PIECES];	/* what follows piece[i] */
+	int		 n;
+	int		 nmark[4];
+	size_t		 max;			/* longest body it can give */
 };
 
 struct conn {
@@ -113,17 +150,26 @@ static int		 dump_hist;
 static int		 busy_poll;
 static pid_t		 server_pid = -1;
 
-/* ERM: the request body template cut at each %ID%. */
-static const char	*pieces[MAX_PIECES];
-static size_t		 piece_len[MAX_PIECES];
-static int		 npieces;
-static size_t		 req_max;	/* longest frame any id can give */
+/* ERM: the request template (pairs: acquire and record templates). */
+static struct tmpl	 req_tmpl, rec_tmpl;
+static size_t		 req_max;	/* longest frame any request can give */
 static uint64_t		 next_id = 1;
 
 /* RESP: one call is a fixed byte string of ncmds commands. */
 static uint8_t		*call_buf;
 static size_t		 call_len;
 static int		 ncmds;
+static size_t		 key_off[MAX_ARGS];	/* where each %R% went */
+static int		 nkey_off;
+
+/* -K / -B: keys, the fill pass, breaker pairs. */
+static uint64_t		 nkeys;		/* 0: no %R% */
+static int		 key_width;
+static int		 fill_pass;
+static uint64_t		 fill_next, fill_total, fill_left, fill_errors;
+static int		 pairs;
+static const char	*name_prefix = "b";
+static uint64_t		 rng_state;
 
 static struct hist	 hist;
 static uint64_t		 completed;
@@ -139,6 +185,7 @@ usage(void)
 	    "[-P PIPELINE] [-d SECONDS]\n"
 	    "               [-w WARMUP_SECONDS] [-m REQUEST_TEMPLATE] "
 	    "[-r \"CMD ARG|CMD ARG...\"]\n"
+	    "               [-K NKEYS] [-B NBREAKERS [-n PREFIX]] [-F]\n"
 	    "               [-x SERVER_PID] [-b] [-H] [-R]\n");
 	exit(2);
 }
@@ -307,38 +354,103 @@ self_cpu_ns(void)
 	    ru.ru_stime.tv_usec) * 1000u);
 }
 
-/* Cut the request template at each %ID% so a frame is a few memcpys. */
-static void
-erm_template(const char *tmpl)
+/* A random number, xorshift64*: cheap enough to cost nothing here. */
+static uint64_t
+rng_next(void)
 {
-	const char	*p = tmpl, *m;
-	size_t		 fixed = 0;
-	int		 marks = 0;
-
-	npieces = 0;
-	for (;;) {
-		if (npieces == MAX_PIECES)
-			errx(2, "-m: too many %s", ID_MARK);
-		m = strstr(p, ID_MARK);
-		pieces[npieces] = p;
-		piece_len[npieces] = m == NULL ? strlen(p) : (size_t)(m - p);
-		fixed += piece_len[npieces];
-		npieces++;
-		if (m == NULL)
-			break;
-		marks++;
-		p = m + strlen(ID_MARK);
-	}
-	if (marks == 0)
-		errx(2, "-m: the template needs %s where the id goes", ID_MARK);
-	req_max = ERM_FRAME_HDR + fixed + (size_t)marks * MAX_ID_DIGITS;
-	if (req_max - ERM_FRAME_HDR > ERM_MAX_FRAME_DEFAULT)
-		errx(2, "-m: template longer than a frame may be");
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return (rng_state * 0x2545F4914F6CDD1DULL);
 }
 
-/* Append one request frame for id at dst; returns its length. */
+/*
+ * The key of the next request or call: the -F pass's keys in order first,
+ * then uniform in [0, nkeys).
+ */
+static uint32_t
+next_key(uint8_t *fill)
+{
+	if (fill_next < fill_total) {
+		*fill = 1;
+		return ((uint32_t)fill_next++);
+	}
+	*fill = 0;
+	if (nkeys == 0)
+		return (0);
+	return ((uint32_t)(((unsigned __int128)rng_next() * nkeys) >> 64));
+}
+
+/* Write key zero-padded to key_width digits at dst. */
+static void
+put_key(uint8_t *dst, uint32_t key)
+{
+	int	i;
+
+	for (i = key_width - 1; i >= 0; i--) {
+		dst[i] = (uint8_t)('0' + key % 10);
+		key /= 10;
+	}
+}
+
+/*
+ * Cut a request template at each %ID% (and %R%, and %P% where the caller
+ * allows a permit) so a frame is a few memcpys.
+ */
+static void
+tmpl_compile(struct tmpl *t, const char *s, int permit_ok, const char *what)
+{
+	static const struct {
+		const char	*text;
+		enum mark	 mark;
+	} marks[] = {
+		{ ID_MARK, MK_ID }, { KEY_MARK, MK_KEY }, { "%P%", MK_PERMIT },
+	};
+	const char	*p = s, *m, *best;
+	size_t		 fixed = 0, k, bestk = 0;
+
+	memset(t, 0, sizeof(*t));
+	for (;;) {
+		if (t->n == MAX_PIECES)
+			errx(2, "%s: too many marks", what);
+		best = NULL;
+		for (k = 0; k < sizeof(marks) / sizeof(marks[0]); k++) {
+			if (marks[k].mark == MK_PERMIT && !permit_ok)
+				continue;
+			m = strstr(p, marks[k].text);
+			if (m != NULL && (best == NULL || m < best)) {
+				best = m;
+				bestk = k;
+			}
+		}
+		t->piece[t->n] = p;
+		t->len[t->n] = best == NULL ? strlen(p) : (size_t)(best - p);
+		t->mark[t->n] = best == NULL ? MK_END : marks[bestk].mark;
+		fixed += t->len[t->n];
+		t->nmark[t->mark[t->n]]++;
+		t->n++;
+		if (best == NULL)
+			break;
+		p = best + strlen(marks[bestk].text);
+	}
+	if (t->nmark[MK_ID] == 0)
+		errx(2, "%s: the template needs %s where the id goes", what,
+		    ID_MARK);
+	if (t->nmark[MK_KEY] > 0 && nkeys == 0)
+		errx(2, "%s: %s needs -K or -B", what, KEY_MARK);
+	if (t->nmark[MK_KEY] == 0 && nkeys > 0)
+		errx(2, "%s: -K wants %s in the template", what, KEY_MARK);
+	t->max = fixed + (size_t)t->nmark[MK_ID] * MAX_ID_DIGITS +
+	    (size_t)t->nmark[MK_KEY] * (size_t)key_width +
+	    (size_t)t->nmark[MK_PERMIT] * MAX_PERMIT;
+	if (t->max > ERM_MAX_FRAME_DEFAULT)
+		errx(2, "%s: template longer than a frame may be", what);
+}
+
+/* Append one request frame at dst; returns its length. */
 static size_t
-erm_request(uint8_t *dst, uint64_t id)
+tmpl_frame(uint8_t *dst, const struct tmpl *t, uint64_t id, uint32_t key,
+    const uint8_t *permit, size_t permit_len)
 {
 	char	 digits[MAX_ID_DIGITS];
 	size_t	 nd = 0, off = ERM_FRAME_HDR, i;
@@ -348,27 +460,103 @@ erm_request(uint8_t *dst, uint64_t id)
 		digits[nd++] = (char)('0' + id % 10);
 		id /= 10;
 	} while (id != 0);
-	for (k = 0; k < npieces; k++) {
-		memcpy(dst + off, pieces[k], piece_len[k]);
-		off += piece_len[k];
-		if (k + 1 < npieces)
+	for (k = 0; k < t->n; k++) {
+		memcpy(dst + off, t->piece[k], t->len[k]);
+		off += t->len[k];
+		switch (t->mark[k]) {
+		case MK_END:
+			break;
+		case MK_ID:
 			for (i = 0; i < nd; i++)
 				dst[off++] = (uint8_t)digits[nd - 1 - i];
+			break;
+		case MK_KEY:
+			put_key(dst + off, key);
+			off += (size_t)key_width;
+			break;
+		case MK_PERMIT:
+			memcpy(dst + off, permit, permit_len);
+			off += permit_len;
+			break;
+		}
 	}
 	erm_frame_header(dst, (uint32_t)(off - ERM_FRAME_HDR));
 	return (off);
 }
 
+/* The request template(s): -m, or the breaker pair's two. */
+static void
+erm_template(const char *tmpl)
+{
+	static char	acq[256], rec[320];
+	const char	*p;
+
+	if (!pairs) {
+		tmpl_compile(&req_tmpl, tmpl, 0, "-m");
+		req_max = ERM_FRAME_HDR + req_tmpl.max;
+		return;
+	}
+	for (p = name_prefix; *p != '\0'; p++)
+		if (*p == '"' || *p == '\\' || *p == '%' ||
+		    (unsigned char)*p < ' ')
+			errx(2, "-n: a breaker name prefix without quotes, "
+			    "backslashes or %%");
+	if (strlen(name_prefix) > 100)
+		errx(2, "-n: prefix too long");
+	snprintf(acq, sizeof(acq), "{\"id\":%s,\"method\":"
+	    "\"breaker.acquire\",\"params\":{\"name\":\"%s%s\"}}", ID_MARK,
+	    name_prefix, KEY_MARK);
+	snprintf(rec, sizeof(rec), "{\"id\":%s,\"method\":"
+	    "\"breaker.record\",\"params\":{\"name\":\"%s%s\","
+	    "\"permit\":\"%%P%%\",\"outcome\":\"success\"}}", ID_MARK,
+	    name_prefix, KEY_MARK);
+	tmpl_compile(&req_tmpl, acq, 0, "acquire");
+	tmpl_compile(&rec_tmpl, rec, 1, "record");
+	req_max = ERM_FRAME_HDR + (req_tmpl.max > rec_tmpl.max ?
+	    req_tmpl.max : rec_tmpl.max);
+}
+
+/* Append one request frame (a pair's acquire) for id at dst. */
+static size_t
+erm_request(uint8_t *dst, uint64_t id, uint32_t key)
+{
+	return (tmpl_frame(dst, &req_tmpl, id, key, NULL, 0));
+}
+
+/*
+ * The permit of an acquire reply: a search for "permit":" is enough, as
+ * ermd writes its replies compactly. Returns its length, 0 when none.
+ */
+static size_t
+find_permit(const uint8_t *b, size_t len, const uint8_t **permit)
+{
+	static const char	 key[] = "\"permit\":\"";
+	const uint8_t		*p, *q;
+
+	p = memmem(b, len, key, sizeof(key) - 1);
+	if (p == NULL)
+		return (0);
+	p += sizeof(key) - 1;
+	q = memchr(p, '"', len - (size_t)(p - b));
+	if (q == NULL || q == p || memchr(p, '\\', (size_t)(q - p)) != NULL)
+		return (0);
+	if ((size_t)(q - p) > MAX_PERMIT)
+		errx(1, "permit longer than %d bytes", MAX_PERMIT);
+	*permit = p;
+	return ((size_t)(q - p));
+}
+
 /*
  * Encode "GET k|INCR c|EXPIRE c 60" as that many RESP arrays back to back:
- * one call of the benchmark is the whole sequence.
+ * one call of the benchmark is the whole sequence. Each %R% becomes
+ * key_width zeros whose offsets are noted, for the key of each call.
  */
 static void
 resp_template(const char *spec)
 {
-	char	*copy, *cmd, *arg, *save1, *save2;
+	char	*copy, *cmd, *arg, *save1, *save2, *m, *q;
 	char	*argv[MAX_ARGS];
-	size_t	 cap = 0, len = 0, need;
+	size_t	 cap = 0, len = 0, need, alen, hdr;
 	int	 argc, i;
 
 	if ((copy = strdup(spec)) == NULL)
@@ -389,7 +577,7 @@ resp_template(const char *spec)
 			errx(2, "-r: too many commands");
 		need = 32;
 		for (i = 0; i < argc; i++)
-			need += strlen(argv[i]) + 32;
+			need += strlen(argv[i]) * (size_t)(key_width + 1) + 32;
 		if (len + need > cap) {
 			cap = (len + need) * 2;
 			if ((call_buf = realloc(call_buf, cap)) == NULL)
@@ -397,15 +585,50 @@ resp_template(const char *spec)
 		}
 		len += (size_t)snprintf((char *)call_buf + len, cap - len,
 		    "*%d\r\n", argc);
-		for (i = 0; i < argc; i++)
+		for (i = 0; i < argc; i++) {
+			/* The argument's length once each %R% is a key. */
+			alen = strlen(argv[i]);
+			for (m = argv[i]; (m = strstr(m, KEY_MARK)) != NULL;
+			    m += strlen(KEY_MARK)) {
+				if (nkeys == 0)
+					errx(2, "-r: %s needs -K", KEY_MARK);
+				alen += (size_t)key_width - strlen(KEY_MARK);
+			}
+			hdr = (size_t)snprintf((char *)call_buf + len,
+			    cap - len, "$%zu\r\n", alen);
+			len += hdr;
+			for (m = argv[i]; (q = strstr(m, KEY_MARK)) != NULL;
+			    m = q + strlen(KEY_MARK)) {
+				memcpy(call_buf + len, m, (size_t)(q - m));
+				len += (size_t)(q - m);
+				if (nkey_off == MAX_ARGS)
+					errx(2, "-r: too many %s", KEY_MARK);
+				key_off[nkey_off++] = len;
+				memset(call_buf + len, '0', (size_t)key_width);
+				len += (size_t)key_width;
+			}
 			len += (size_t)snprintf((char *)call_buf + len,
-			    cap - len, "$%zu\r\n%s\r\n", strlen(argv[i]),
-			    argv[i]);
+			    cap - len, "%s\r\n", m);
+		}
 	}
 	free(copy);
 	if (ncmds == 0)
 		errx(2, "-r: no command");
+	if (nkeys > 0 && nkey_off == 0)
+		errx(2, "-r: -K wants %s in the commands", KEY_MARK);
 	call_len = len;
+}
+
+/* Append one call for key at dst; returns its length. */
+static size_t
+resp_call(uint8_t *dst, uint32_t key)
+{
+	int	i;
+
+	memcpy(dst, call_buf, call_len);
+	for (i = 0; i < nkey_off; i++)
+		put_key(dst + key_off[i], key);
+	return (call_len);
 }
 
 /*
@@ -567,36 +790,58 @@ conn_flush(int ep, struct conn *c)
 	conn_watch(ep, c, EPOLLIN);
 }
 
-/* Queue k more requests (or calls) stamped with time t, then write. */
+/*
+ * Make room for need more bytes at the end of the write buffer. Each slot
+ * has at most one request unsent, so pipeline times the longest request
+ * always fits.
+ */
 static void
-conn_send(int ep, struct conn *c, int k, uint64_t t)
+conn_room(struct conn *c, size_t need)
 {
-	struct slot	*s;
-	size_t		 need;
-
 	if (c->woff > 0) {
 		memmove(c->wbuf, c->wbuf + c->woff, c->wlen - c->woff);
 		c->wlen -= c->woff;
 		c->woff = 0;
 	}
-	need = (size_t)k * (proto == P_ERM ? req_max : call_len);
 	if (c->wlen + need > c->wcap)
 		errx(1, "internal: write buffer overrun");
+}
+
+/* Queue k more requests (or calls) stamped with time t, then write. */
+static void
+conn_send(int ep, struct conn *c, int k, uint64_t t)
+{
+	struct slot	*s;
+
+	conn_room(c, (size_t)k * (proto == P_ERM ? req_max : call_len));
 	while (k-- > 0) {
 		if (c->count == (size_t)pipeline)
 			errx(1, "internal: more than %d in flight", pipeline);
 		s = &c->ring[(c->head + c->count) % (size_t)pipeline];
 		s->sent_ns = t;
+		s->record = 0;
+		s->key = next_key(&s->fill);
 		if (proto == P_ERM) {
 			s->id = next_id++;
-			c->wlen += erm_request(c->wbuf + c->wlen, s->id);
-		} else {
-			memcpy(c->wbuf + c->wlen, call_buf, call_len);
-			c->wlen += call_len;
-		}
+			c->wlen += erm_request(c->wbuf + c->wlen, s->id,
+			    s->key);
+		} else
+			c->wlen += resp_call(c->wbuf + c->wlen, s->key);
 		c->count++;
 	}
 	conn_flush(ep, c);
+}
+
+/* Pairs: queue the record of s's acquire, with the permit it got. */
+static void
+conn_record(struct conn *c, struct slot *s, const uint8_t *permit,
+    size_t permit_len)
+{
+	conn_room(c, req_max);
+	s->id = next_id++;
+	s->record = 1;
+	c->wlen += tmpl_frame(c->wbuf + c->wlen, &rec_tmpl, s->id, s->key,
+	    permit, permit_len);
 }
 
 static void
@@ -621,6 +866,10 @@ complete(struct conn *c, size_t pos, uint64_t t, int iserr)
 		completed++;
 		errors += iserr;
 	}
+	if (s->fill) {
+		fill_left--;
+		fill_errors += iserr;
+	}
 	/* Out-of-order reply: the head takes the freed slot. */
 	if (pos != c->head)
 		*s = *h;
@@ -635,13 +884,13 @@ complete(struct conn *c, size_t pos, uint64_t t, int iserr)
 static void
 conn_read(int ep, struct conn *c)
 {
-	const uint8_t	*body;
-	size_t		 off = 0, blen, used, i, pos;
+	const uint8_t	*body, *permit;
+	size_t		 off = 0, blen, used, i, pos, plen;
 	ssize_t		 n;
 	long		 r;
 	uint64_t	 t, id = 0;
 	uint32_t	 declared;
-	int		 done = 0, iserr;
+	int		 done = 0, queued = 0, iserr;
 
 	n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
 	if (n == -1) {
@@ -679,9 +928,24 @@ conn_read(int ep, struct conn *c)
 			if (i == c->count)
 				errx(1, "reply to id %" PRIu64 " not in flight",
 				    id);
+			off += used;
+			if (pairs && !c->ring[pos].record) {
+				/* An acquire's reply: on to the record. */
+				if (!iserr && (plen = find_permit(body, blen,
+				    &permit)) > 0) {
+					if (!stopping) {
+						conn_record(c, &c->ring[pos],
+						    permit, plen);
+						queued++;
+					}
+					continue;
+				}
+				iserr = 1;
+			} else if (pairs && !iserr && memmem(body, blen,
+			    "\"recorded\":true", 15) == NULL)
+				iserr = 1;
 			if (iserr)
 				note_error(body, blen);
-			off += used;
 			complete(c, pos, t, iserr);
 			done++;
 		} else {
@@ -724,6 +988,8 @@ out:
 	}
 	if (done > 0 && !stopping)
 		conn_send(ep, c, done, t);
+	else if (queued > 0)
+		conn_flush(ep, c);
 }
 
 static int
@@ -767,12 +1033,11 @@ probe_once(void)
 	if (proto == P_ERM) {
 		if (req_max > sizeof(buf))
 			goto done;
-		len = erm_request(buf, 1);
+		len = erm_request(buf, 1, 0);
 	} else {
 		if (call_len > sizeof(buf))
 			goto done;
-		memcpy(buf, call_buf, call_len);
-		len = call_len;
+		len = resp_call(buf, 0);
 	}
 	if (write(fd, buf, len) != (ssize_t)len)
 		goto done;
@@ -865,8 +1130,11 @@ report(double secs, uint64_t srv_ns, uint64_t cli_ns, uint64_t busy_ns,
 		    secs > 0 ? (double)srv_ns / (secs * 1e7) : 0.0,
 		    completed ? (double)srv_ns / (double)completed / 1000.0 :
 		    0.0);
-	printf(" other_cpu_pct=%.1f steal_pct=%.1f\n", other,
+	printf(" other_cpu_pct=%.1f steal_pct=%.1f", other,
 	    secs > 0 ? (double)steal_ns / (secs * 1e7) : 0.0);
+	if (nkeys > 0)
+		printf(" keys=%" PRIu64 " pairs=%d", nkeys, pairs);
+	printf("\n");
 	fflush(stdout);
 	if (errors > 0)
 		fprintf(stderr, "loadgen: first error reply: %s\n", first_err);
@@ -882,14 +1150,30 @@ main(int argc, char *argv[])
 	const char		*tmpl = DEFAULT_TEMPLATE, *cmds = "PING";
 	uint64_t		 t, start, t0 = 0, end, srv0 = 0, cli0 = 0;
 	uint64_t		 srv = 0, cli = 0, busy0 = 0, steal0 = 0;
-	uint64_t		 busy, steal;
-	int			 ch, ep, i, n, timeout;
+	uint64_t		 busy, steal, fill_start = 0, k;
+	int			 ch, ep, i, n, timeout, filling, mflag = 0;
 	size_t			 reqsz;
 
-	while ((ch = getopt(argc, argv, "bc:d:Hm:P:p:Rr:s:w:x:")) != -1) {
+	while ((ch = getopt(argc, argv, "B:bc:d:FHK:m:n:P:p:Rr:s:w:x:")) !=
+	    -1) {
 		switch (ch) {
+		case 'B':
+			pairs = 1;
+			nkeys = (uint64_t)parse_int(optarg, "-B", 1,
+			    1000000000);
+			break;
 		case 'b':
 			busy_poll = 1;
+			break;
+		case 'F':
+			fill_pass = 1;
+			break;
+		case 'K':
+			nkeys = (uint64_t)parse_int(optarg, "-K", 1,
+			    1000000000);
+			break;
+		case 'n':
+			name_prefix = optarg;
 			break;
 		case 'c':
 			nconns = parse_int(optarg, "-c", 1, 100000);
@@ -902,6 +1186,7 @@ main(int argc, char *argv[])
 			break;
 		case 'm':
 			tmpl = optarg;
+			mflag = 1;
 			break;
 		case 'P':
 			pipeline = parse_int(optarg, "-P", 1, 65536);
@@ -935,12 +1220,22 @@ main(int argc, char *argv[])
 	}
 	if (sockpath == NULL || optind != argc)
 		usage();
+	if (pairs && (proto != P_ERM || mflag))
+		errx(2, "-B: breaker pairs are ermd requests of their own "
+		    "(-p erm, no -m)");
+	if (fill_pass && nkeys == 0)
+		errx(2, "-F: needs -K or -B");
+	for (k = nkeys > 0 ? nkeys - 1 : 0, key_width = 1; k >= 10; k /= 10)
+		key_width++;
+	rng_state = (now_ns() ^ ((uint64_t)getpid() << 32)) | 1;
 	signal(SIGPIPE, SIG_IGN);
 	/*
 	 * A backstop for what the loop cannot bound, such as connect() to a
-	 * server whose listen queue is full: SIGALRM ends the process.
+	 * server whose listen queue is full: SIGALRM ends the process. The
+	 * fill pass gets its own allowance and re-arms it when done.
 	 */
-	alarm((unsigned)(warmup + duration) + 30);
+	filling = fill_pass && !probe;
+	alarm((unsigned)(warmup + duration) + 30 + (filling ? 600 : 0));
 	if (proto == P_ERM)
 		erm_template(tmpl);
 	else
@@ -973,8 +1268,12 @@ main(int argc, char *argv[])
 			err(1, "epoll_ctl");
 	}
 
+	if (filling) {
+		fill_total = fill_left = nkeys;
+		fill_start = now_ns();
+	}
 	start = now_ns();
-	if (warmup == 0) {
+	if (warmup == 0 && !filling) {
 		measuring = 1;
 		t0 = start;
 		srv0 = server_pid > 0 ? server_cpu_ns(server_pid) : 0;
@@ -987,6 +1286,21 @@ main(int argc, char *argv[])
 
 	for (;;) {
 		t = now_ns();
+		if (filling && fill_left == 0) {
+			/* Every key exists: the warm-up starts now. */
+			filling = 0;
+			fprintf(stderr, "loadgen: fill pass over %" PRIu64
+			    " keys in %.3f s, %" PRIu64 " errors\n", nkeys,
+			    (double)(t - fill_start) / 1e9, fill_errors);
+			if (fill_errors > 0)
+				fprintf(stderr, "loadgen: first error reply: "
+				    "%s\n", first_err);
+			alarm((unsigned)(warmup + duration) + 30);
+			start = t;
+			end = start + (uint64_t)((warmup + duration) * 1e9);
+		}
+		if (filling)
+			goto poll;
 		if (!measuring && t >= start + (uint64_t)(warmup * 1e9)) {
 			/* Warm-up over: count from here. */
 			measuring = 1;
@@ -997,8 +1311,10 @@ main(int argc, char *argv[])
 		}
 		if (t >= end)
 			break;
+poll:
 		/* Busy polling keeps this CPU from idling between replies. */
-		timeout = busy_poll ? 0 : (int)(((measuring ? end : start +
+		timeout = busy_poll ? 0 : filling ? 100 :
+		    (int)(((measuring ? end : start +
 		    (uint64_t)(warmup * 1e9)) - t + 999999) / 1000000);
 		n = epoll_wait(ep, evs, MAX_EVENTS, timeout);
 		if (n == -1) {

@@ -48,58 +48,9 @@ for f in "$LOADGEN" "$ECHO_SERVER"; do
 	[ -x "$f" ] || { echo "run-ping: $f not built" >&2; exit 1; }
 done
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/ermd-bench.XXXXXX") || exit 1
-declare -A pid=() sock=() proto=()
-lg_pid=
-
-cleanup() {
-	local p n
-	trap - EXIT INT TERM
-	[ -n "$lg_pid" ] && kill "$lg_pid" 2>/dev/null
-	for p in "${pid[@]}"; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	# Give each server two seconds to exit on SIGTERM, then SIGKILL it.
-	for p in "${pid[@]}"; do
-		for n in $(seq 20); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-srv_pin=() cli_pin=() pinning="no (taskset or a second CPU missing)"
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
-	srv_pin=(taskset -c 0)
-	cli_pin=(taskset -c 1)
-	pinning="servers on CPU 0, loadgen on CPU 1"
-fi
-
-# start NAME PROTO SOCKET LOG COMMAND...: run a server, wait until it
-# answers, or say why not and leave it out.
-start() {
-	local name=$1 p=$2 s=$3 log=$4
-	shift 4
-	"${srv_pin[@]}" "$@" >"$log" 2>&1 &
-	pid[$name]=$!
-	if ! "$LOADGEN" -R -p "$p" -s "$s" -d 10 2>>"$log" ||
-	    ! kill -0 "${pid[$name]}" 2>/dev/null; then
-		echo "note: $name did not answer on $s; left out. Its log:"
-		tail -n 20 "$log" | sed 's/^/    /'
-		kill -KILL "${pid[$name]}" 2>/dev/null
-		wait "${pid[$name]}" 2>/dev/null
-		unset "pid[$name]"
-		return 1
-	fi
-	sock[$name]=$s
-	proto[$name]=$p
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_setup ermd-bench
 
 active=()
 for s in $SERVERS; do
@@ -118,15 +69,8 @@ for s in $SERVERS; do
 		    "$ECHO_SERVER" "$dir/echo.sock" || continue
 		;;
 	redis)
-		if ! command -v redis-server >/dev/null 2>&1; then
-			echo "note: redis-server not installed" \
-			    "(Debian package redis-server); redis left out"
-			continue
-		fi
-		start redis resp "$dir/redis.sock" "$dir/redis.log" \
-		    redis-server --port 0 --unixsocket "$dir/redis.sock" \
-		    --unixsocketperm 700 --save '' --appendonly no \
-		    --dir "$dir" --daemonize no || continue
+		start_redis redis "$dir/redis.sock" "$dir/redis.log" ||
+		    continue
 		;;
 	*)
 		echo "run-ping: unknown server '$s'" >&2
@@ -154,14 +98,10 @@ for rep in $(seq "$REPS"); do
 		esac
 		for s in "${active[@]}"; do
 			out=$dir/run.out
-			"${cli_pin[@]}" "$LOADGEN" -p "${proto[$s]}" \
+			run_loadgen "$out" "$dir/run.err" -p "${proto[$s]}" \
 			    -s "${sock[$s]}" -c "$c" -P "$P" -d "$DURATION" \
-			    -w "$WARMUP" -x "${pid[$s]}" "${busy[@]}" \
-			    >"$out" 2>"$dir/run.err" &
-			lg_pid=$!
-			wait "$lg_pid"
+			    -w "$WARMUP" -x "${pid[$s]}" "${busy[@]}"
 			rc=$?
-			lg_pid=
 			if [ $rc -ne 0 ] || ! grep -q '^proto=' "$out"; then
 				echo "note: rep $rep, $sc, $s failed" \
 				    "(exit $rc): $(head -c 300 "$dir/run.err")"
@@ -179,29 +119,7 @@ for rep in $(seq "$REPS"); do
 done
 
 # The table, the medians and the ratios, all from the key=value lines.
-awk -v scenarios="$SCENARIOS" -v servers="${active[*]}" '
-function median(key,    n, i, j, t, v) {
-	n = cnt[key]
-	if (n == 0)
-		return ""
-	for (i = 1; i <= n; i++)
-		v[i] = val[key, i]
-	for (i = 2; i <= n; i++)
-		for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
-			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
-		}
-	return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
-function ratio(a, b) {
-	return (a == "" || b == "" || b == 0) ? "n/a" : sprintf("%.2f", a / b)
-}
-function verdict(r, op, target) {
-	if (r == "n/a")
-		return ""
-	if (op == ">=")
-		return (r + 0 >= target) ? "meets" : "misses"
-	return (r + 0 <= target) ? "meets" : "misses"
-}
+awk -v scenarios="$SCENARIOS" -v servers="${active[*]}" "$AWK_LIB"'
 {
 	delete kv
 	for (i = 1; i <= NF; i++) {

@@ -113,4 +113,13 @@ int		 cmd_storage_check(struct ctl *, int, char **);
 int		 cmd_storage_put(struct ctl *, int, char **);
 int		 cmd_storage_get(struct ctl *, int, char **);
 
+/* ermctl_backup.c: backup and oplog commands */
+int		 cmd_backup_create(struct ctl *, int, char **);
+int		 cmd_backup_list(struct ctl *, int, char **);
+int		 cmd_backup_show(struct ctl *, int, char **);
+int		 cmd_backup_restore(struct ctl *, int, char **);
+int		 cmd_backup_verify(struct ctl *, int, char **);
+int		 cmd_backup_prune(struct ctl *, int, char **);
+int		 cmd_oplog(struct ctl *, int, char **);
+
 #endif

@@ -34,7 +34,10 @@ enum {
 	RUN_OPT_BREAKER,
 	RUN_OPT_POLICY,
 	RUN_OPT_TIMEOUT,
+	RUN_OPT_BACKUP,
 };
+
+#define RUN_BACKUPS_MAX	64
 
 /* One `ermctl run`: what to run and how the last attempt went. */
 struct run {
@@ -355,6 +358,9 @@ run_report(struct ctl *ctx, struct run *r, const struct erm_exec_result *res,
 		    res->attempts, res->attempts == 1 ? "" : "s");
 		if (res->backend[0] != '\0')
 			ctl_warnx("run: fallback backend: %s", res->backend);
+		if (res->rolled_back > 0)
+			ctl_warnx("run: %d file%s restored from backup",
+			    res->rolled_back, res->rolled_back == 1 ? "" : "s");
 		return (r->status);
 	}
 	/* The daemon could not be asked, or answered with an error. */
@@ -377,6 +383,8 @@ static const char run_help[] =
 "failure the daemon decides: run it again after a delay, or stop.\n"
 "  --breaker B   guard every attempt with breaker B\n"
 "  --policy P    retry policy: a name, or a JSON object\n"
+"  --backup PATH back PATH up before the first attempt; when the daemon\n"
+"                decides to roll back, it restores PATH (repeatable)\n"
 "  --timeout D   kill an attempt after D (30s, 500ms, 2m; a bare number is\n"
 "                seconds): SIGTERM to its process group, SIGKILL 5 s later;\n"
 "                it counts as exit status 124 (a TIMEOUT_ERROR)\n"
@@ -393,6 +401,7 @@ cmd_run(struct ctl *ctx, int argc, char **argv)
 		{ "policy", required_argument, NULL, RUN_OPT_POLICY },
 		/* Shadows the common --timeout (reply wait) after `run`. */
 		{ "timeout", required_argument, NULL, RUN_OPT_TIMEOUT },
+		{ "backup", required_argument, NULL, RUN_OPT_BACKUP },
 		CTL_COMMON_OPTIONS
 	};
 	struct erm_exec_opts		 eo;
@@ -401,8 +410,9 @@ cmd_run(struct ctl *ctx, int argc, char **argv)
 	json_error_t			 jerr;
 	json_t				*policy = NULL;
 	const char			*op = NULL, *slash;
+	const char			*backups[RUN_BACKUPS_MAX + 1];
 	enum erm_status			 st;
-	int				 ch, ret;
+	int				 ch, ret, nbackups = 0;
 
 	memset(&eo, 0, sizeof(eo));
 	memset(&r, 0, sizeof(r));
@@ -420,6 +430,14 @@ cmd_run(struct ctl *ctx, int argc, char **argv)
 			break;
 		case RUN_OPT_POLICY:
 			eo.policy = optarg;
+			break;
+		case RUN_OPT_BACKUP:
+			if (nbackups == RUN_BACKUPS_MAX) {
+				ret = ctl_usage_error(ctx, "at most %d --backup "
+				    "paths", RUN_BACKUPS_MAX);
+				goto out;
+			}
+			backups[nbackups++] = optarg;
 			break;
 		case RUN_OPT_TIMEOUT:
 			if (run_parse_duration(optarg, &r.timeout_ms) == -1) {
@@ -442,6 +460,9 @@ cmd_run(struct ctl *ctx, int argc, char **argv)
 		goto out;
 	}
 	r.argv = argv + optind;
+	backups[nbackups] = NULL;
+	if (nbackups > 0)
+		eo.backup = backups;
 	if (op == NULL)
 		op = (slash = strrchr(r.argv[0], '/')) != NULL ? slash + 1 :
 		    r.argv[0];

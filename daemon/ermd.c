@@ -18,14 +18,18 @@
 #include <event2/event.h>
 #include <systemd/sd-daemon.h>
 
+#include "backup.h"
 #include "clock.h"
 #include "config.h"
 #include "conn.h"
 #include "control.h"
+#include "decide.h"
 #include "dispatch.h"
 #include "ermd.h"
 #include "log.h"
+#include "methods.h"
 #include "metrics.h"
+#include "storage.h"
 #include "store.h"
 #include "worker.h"
 
@@ -219,16 +223,28 @@ detach(void)
 static void
 modules_register(void)
 {
+	decide_register();
+	storage_register();
+	backup_register();
 }
 
 static void
 modules_start(void)
 {
+	decide_start();
+	m_op_start();
+	if (storage_start(ermd.base) == -1)
+		fatalx("storage: cannot start the HTTP client");
+	backup_start(ermd.base, ermd.cfg->state_dir);
 }
 
 static void
 modules_stop(void)
 {
+	m_op_stop();
+	decide_stop();
+	storage_stop();
+	backup_stop();
 }
 
 static double

@@ -257,7 +257,7 @@ END_TEST
 START_TEST(shipped_config_documents_every_key)
 {
 	FILE		*fp;
-	char		 line[512], section[64] = "", seen[64][400];
+	char		 line[512], section[64] = "", seen[256][400];
 	const char	*s, *k, *d;
 	size_t		 i, nseen = 0, j;
 	struct config	*cfg;
@@ -273,7 +273,7 @@ START_TEST(shipped_config_documents_every_key)
 		if (sscanf(line, "#%63[a-z_] = %255[^\n]", key, val) < 1 ||
 		    strchr(line, '=') == NULL)
 			continue;
-		ck_assert_uint_lt(nseen, 64);
+		ck_assert_uint_lt(nseen, 256);
 		snprintf(seen[nseen++], sizeof(seen[0]), "%s.%s=%s", section,
 		    key, val);
 	}

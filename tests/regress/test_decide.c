@@ -1,0 +1,776 @@
+/*
+ * The decision core over the socket: breaker leases and disconnects,
+ * durability across kill -9, events, forced states, the retry budget under
+ * a storm from many processes, ops, and ermctl run / classify.
+ */
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "erm.h"
+#include "harness.h"
+
+static struct daemon	d;
+
+static const char *const manual[] = { "--manual-clock", NULL };
+
+static void
+stop(void)
+{
+	if (d.pid > 0)
+		ck_assert_int_eq(daemon_stop(&d), 0);
+}
+
+static json_t *
+call_on(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static json_t *
+call_on(int fd, const char *fmt, ...)
+{
+	char	 buf[4096];
+	va_list	 ap;
+	json_t	*r;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	r = raw_call(fd, buf);	/* (harness waits 10 s per frame) */
+	if (r == NULL)
+		daemon_dump_log(&d);
+	ck_assert_msg(r != NULL, "no reply to %s", buf);
+	return (r);
+}
+
+static json_t *
+result(json_t *r)
+{
+	ck_assert_msg(reply_code(r) == 0, "error %d: %s", reply_code(r),
+	    json_string_value(json_object_get(json_object_get(r, "error"),
+	    "message")));
+	return (json_object_get(r, "result"));
+}
+
+static const char *
+rstr(json_t *r, const char *key)
+{
+	return (json_string_value(json_object_get(result(r), key)));
+}
+
+static json_int_t
+rnum(json_t *r, const char *key)
+{
+	return (json_integer_value(json_object_get(result(r), key)));
+}
+
+static const char *
+state_of(int fd, const char *name)
+{
+	static char	 s[32];
+	json_t		*r = call_on(fd, "{\"id\":1,\"method\":\"breaker.get\","
+	    "\"params\":{\"name\":\"%s\"}}", name);
+
+	snprintf(s, sizeof(s), "%s", rstr(r, "state"));
+	json_decref(r);
+	return (s);
+}
+
+static void
+advance(int fd, int ms)
+{
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":%d}}", ms));
+}
+
+static void
+fail_n(int fd, const char *name, int n)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		json_decref(call_on(fd, "{\"id\":1,\"method\":\"breaker.record\","
+		    "\"params\":{\"name\":\"%s\",\"outcome\":\"failure\","
+		    "\"error\":{\"errno\":\"ECONNRESET\"}}}", name));
+}
+
+START_TEST(consecutive_failures_open_and_recover)
+{
+	int	 fd;
+	json_t	*r;
+
+	daemon_start(&d, "[breaker.s3]\nrecovery_timeout_ms = 1000\n", manual);
+	fd = raw_connect(d.sock);
+	fail_n(fd, "s3", 4);
+	ck_assert_str_eq(state_of(fd, "s3"), "closed");
+	fail_n(fd, "s3", 1);
+	ck_assert_str_eq(state_of(fd, "s3"), "open");
+	r = call_on(fd, "{\"id\":2,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"s3\"}}");
+	ck_assert_int_eq(reply_code(r), 1004);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    json_object_get(r, "error"), "data"), "retry_after_ms")), 1000);
+	json_decref(r);
+	/* The timer moves it to half_open without any traffic. */
+	advance(fd, 1000);
+	ck_assert_str_eq(state_of(fd, "s3"), "half_open");
+	r = call_on(fd, "{\"id\":3,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"s3\"}}");
+	ck_assert(json_is_true(json_object_get(result(r), "allowed")));
+	{
+		char	permit[64];
+
+		snprintf(permit, sizeof(permit), "%s", rstr(r, "permit"));
+		json_decref(r);
+		/* Exactly one trial permit by default. */
+		r = call_on(fd, "{\"id\":4,\"method\":\"breaker.acquire\","
+		    "\"params\":{\"name\":\"s3\"}}");
+		ck_assert_int_eq(reply_code(r), 1004);
+		json_decref(r);
+		r = call_on(fd, "{\"id\":5,\"method\":\"breaker.record\","
+		    "\"params\":{\"name\":\"s3\",\"permit\":\"%s\","
+		    "\"outcome\":\"success\"}}", permit);
+		ck_assert_str_eq(rstr(r, "state"), "closed");
+		ck_assert(json_is_true(json_object_get(result(r),
+		    "recorded")));
+		json_decref(r);
+	}
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/* A half-open permit whose connection closes counts as a failure. */
+START_TEST(lease_of_a_closed_connection)
+{
+	int	 fd, holder;
+	json_t	*r;
+
+	daemon_start(&d, "[breaker.db]\nrecovery_timeout_ms = 500\n"
+	    "failure_threshold = 1\n", manual);
+	fd = raw_connect(d.sock);
+	fail_n(fd, "db", 1);
+	advance(fd, 500);
+	ck_assert_str_eq(state_of(fd, "db"), "half_open");
+	holder = raw_connect(d.sock);
+	r = call_on(holder, "{\"id\":1,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"db\"}}");
+	ck_assert(json_is_true(json_object_get(result(r), "allowed")));
+	json_decref(r);
+	close(holder);
+	usleep(100000);
+	ck_assert_str_eq(state_of(fd, "db"), "open");
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.get\","
+	    "\"params\":{\"name\":\"db\"}}");
+	ck_assert_int_eq(rnum(r, "open_count"), 2);
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+/* A permit not recorded within permit_ttl_ms: in closed it is released
+ * without an outcome; a late record of it records nothing. */
+START_TEST(permit_ttl_and_stale_generation)
+{
+	int	 fd;
+	json_t	*r;
+	char	 permit[64];
+
+	daemon_start(&d, "[breaker]\npermit_ttl_ms = 100\n", manual);
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"x\"}}");
+	snprintf(permit, sizeof(permit), "%s", rstr(r, "permit"));
+	json_decref(r);
+	advance(fd, 150);
+	r = call_on(fd, "{\"id\":2,\"method\":\"breaker.record\","
+	    "\"params\":{\"name\":\"x\",\"permit\":\"%s\","
+	    "\"outcome\":\"failure\"}}", permit);
+	ck_assert(json_is_false(json_object_get(result(r), "recorded")));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":3,\"method\":\"breaker.get\","
+	    "\"params\":{\"name\":\"x\"}}");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    result(r), "window"), "failures")), 0);
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(state_survives_kill9)
+{
+	int	 fd;
+	json_t	*r;
+
+	daemon_start(&d, "[breaker.s3]\nrecovery_timeout_ms = 600000\n", NULL);
+	fd = raw_connect(d.sock);
+	/*
+	 * Window counters are written in the background; the reply that
+	 * reveals s3's opening waits for a commit that comes after them.
+	 */
+	fail_n(fd, "other", 3);
+	fail_n(fd, "s3", 5);
+	ck_assert_str_eq(state_of(fd, "s3"), "open");
+	close(fd);
+	daemon_kill9(&d);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	ck_assert_str_eq(state_of(fd, "s3"), "open");
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.get\","
+	    "\"params\":{\"name\":\"s3\"}}");
+	ck_assert_int_eq(rnum(r, "open_count"), 1);
+	ck_assert_int_eq(rnum(r, "generation"), 1);
+	ck_assert_int_le(rnum(r, "retry_after_ms"), 600000);
+	ck_assert_int_gt(rnum(r, "retry_after_ms"), 590000);
+	json_decref(r);
+	/* Counters recorded before a state change's commit are kept. */
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.get\","
+	    "\"params\":{\"name\":\"other\"}}");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    result(r), "window"), "consecutive_failures")), 3);
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(events_and_forced_states)
+{
+	int	 fd, sub;
+	json_t	*r, *ev;
+
+	daemon_start(&d, NULL, manual);
+	fd = raw_connect(d.sock);
+	sub = raw_connect(d.sock);
+	json_decref(call_on(sub, "{\"id\":1,\"method\":\"events.subscribe\","
+	    "\"params\":{\"types\":[\"breaker.state\"]}}"));
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"b\",\"state\":\"forced_open\"}}");
+	ck_assert_str_eq(rstr(r, "state"), "forced_open");
+	json_decref(r);
+	ev = raw_recv(sub, 5000);
+	ck_assert_ptr_nonnull(ev);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(ev,
+	    "params"), "type")), "breaker.state");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(ev,
+	    "params"), "from")), "closed");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(ev,
+	    "params"), "to")), "forced_open");
+	json_decref(ev);
+	/* The same state again: no event. */
+	json_decref(call_on(fd, "{\"id\":2,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"b\",\"state\":\"forced_open\"}}"));
+	ck_assert_ptr_null(raw_recv(sub, 200));
+	/* closed -> half_open is illegal. */
+	json_decref(call_on(fd, "{\"id\":3,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"b\",\"state\":\"closed\"}}"));
+	ev = raw_recv(sub, 5000);
+	json_decref(ev);
+	r = call_on(fd, "{\"id\":4,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"b\",\"state\":\"half_open\"}}");
+	ck_assert_int_eq(reply_code(r), 1003);
+	json_decref(r);
+	/* disabled permits everything and records nothing. */
+	json_decref(call_on(fd, "{\"id\":5,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"b\",\"state\":\"disabled\"}}"));
+	r = call_on(fd, "{\"id\":6,\"method\":\"breaker.record\","
+	    "\"params\":{\"name\":\"b\",\"outcome\":\"failure\"}}");
+	ck_assert(json_is_false(json_object_get(result(r), "recorded")));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":7,\"method\":\"breaker.reset\","
+	    "\"params\":{\"name\":\"b\"}}");
+	ck_assert_str_eq(rstr(r, "state"), "closed");
+	ck_assert_int_eq(rnum(r, "open_count"), 0);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":8,\"method\":\"breaker.reset\","
+	    "\"params\":{\"name\":\"nope\"}}");
+	ck_assert_int_eq(reply_code(r), 1001);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":9,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"bad name!\"}}");
+	ck_assert_int_eq(reply_code(r), -32602);
+	json_decref(r);
+	close(sub);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/*
+ * A storm: 10 processes, 100 first attempts and 100 retries each, all
+ * under one budget key. budget_percent = 20 of 1000 requests allows 200
+ * retries in the window (the 3/s floor over 10 s is only 30).
+ */
+START_TEST(retry_budget_under_a_storm)
+{
+	pid_t	pids[10];
+	int	i, status, fd;
+	json_t	*r, *res;
+	json_int_t granted = 0, denied = 0;
+
+	daemon_start(&d, "[retry.storm]\nmax_attempts = 1000\n"
+	    "base_delay_ms = 1\njitter = none\n", manual);
+	for (i = 0; i < 10; i++) {
+		if ((pids[i] = fork()) == 0) {
+			int	 c = raw_connect(d.sock), j;
+			json_t	*x;
+
+			for (j = 0; j < 100; j++) {
+				x = call_on(c, "{\"id\":1,\"method\":"
+				    "\"retry.next\",\"params\":{\"policy\":"
+				    "\"storm\",\"attempt\":1,\"error\":"
+				    "{\"errno\":\"ETIMEDOUT\"}}}");
+				json_decref(x);
+			}
+			_exit(0);
+		}
+	}
+	for (i = 0; i < 10; i++) {
+		waitpid(pids[i], &status, 0);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	/* Every one of those 1000 was itself a granted retry decision (the
+	 * first attempt failed); count the second attempts now. */
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"metrics.get\"}");
+	res = json_object_get(result(r), "retries");
+	granted = json_integer_value(json_object_get(res, "granted"));
+	denied = json_integer_value(json_object_get(res, "denied"));
+	json_decref(r);
+	ck_assert_int_eq(granted + denied, 1000);
+	ck_assert_int_eq(granted, 200);
+	ck_assert_int_eq(denied, 800);
+	r = call_on(fd, "{\"id\":2,\"method\":\"retry.next\",\"params\":"
+	    "{\"policy\":\"storm\",\"attempt\":2,\"error\":{\"errno\":"
+	    "\"ETIMEDOUT\"}}}");
+	ck_assert(json_is_false(json_object_get(result(r), "retry")));
+	ck_assert_str_eq(rstr(r, "reason"), "budget_exhausted");
+	json_decref(r);
+	/* The window slides: after budget_window_ms the budget is back. */
+	advance(fd, 10000);
+	json_decref(call_on(fd, "{\"id\":3,\"method\":\"retry.next\","
+	    "\"params\":{\"policy\":\"storm\",\"attempt\":1}}"));
+	r = call_on(fd, "{\"id\":4,\"method\":\"retry.next\",\"params\":"
+	    "{\"policy\":\"storm\",\"attempt\":2}}");
+	ck_assert(json_is_true(json_object_get(result(r), "retry")));
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(retry_next_reasons)
+{
+	int	 fd;
+	json_t	*r;
+
+	daemon_start(&d, NULL, manual);
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"retry.next\",\"params\":"
+	    "{\"policy\":{\"jitter\":\"none\"},\"attempt\":1,"
+	    "\"error\":{\"http_status\":503}}}");
+	ck_assert(json_is_true(json_object_get(result(r), "retry")));
+	ck_assert_int_eq(rnum(r, "delay_ms"), 1000);
+	ck_assert_str_eq(rstr(r, "reason"), "retryable");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":2,\"method\":\"retry.next\",\"params\":"
+	    "{\"policy\":{\"jitter\":\"none\"},\"attempt\":2,"
+	    "\"error\":{\"http_status\":429,\"retry_after_ms\":5000}}}");
+	ck_assert_int_eq(rnum(r, "delay_ms"), 5000);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":3,\"method\":\"retry.next\",\"params\":"
+	    "{\"attempt\":3,\"error\":{\"http_status\":503}}}");
+	ck_assert_str_eq(rstr(r, "reason"), "exhausted");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":4,\"method\":\"retry.next\",\"params\":"
+	    "{\"attempt\":1,\"error\":{\"http_status\":401}}}");
+	ck_assert_str_eq(rstr(r, "reason"), "non_retryable");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":5,\"method\":\"retry.next\",\"params\":"
+	    "{\"policy\":{\"max_elapsed_ms\":1500,\"jitter\":\"none\"},"
+	    "\"attempt\":2,\"elapsed_ms\":1000,\"error\":{\"errno\":5}}}");
+	ck_assert_str_eq(rstr(r, "reason"), "deadline");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":6,\"method\":\"retry.next\",\"params\":"
+	    "{\"policy\":\"nope\",\"attempt\":1}}");
+	ck_assert_int_eq(reply_code(r), 1001);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":7,\"method\":\"retry.next\",\"params\":"
+	    "{\"policy\":{\"max_atempts\":1},\"attempt\":1}}");
+	ck_assert_int_eq(reply_code(r), -32602);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":8,\"method\":\"retry.policy\","
+	    "\"params\":{\"name\":\"default\"}}");
+	ck_assert_int_eq(rnum(r, "max_attempts"), 3);
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+START_TEST(ops_retry_then_succeed)
+{
+	int	 fd;
+	json_t	*r;
+	char	 op[64];
+
+	daemon_start(&d, "[retry]\njitter = none\nbase_delay_ms = 10\n",
+	    manual);
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"upload\",\"breaker\":\"s3\"}}");
+	snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+	ck_assert_int_eq(rnum(r, "attempt"), 1);
+	ck_assert_ptr_nonnull(rstr(r, "permit"));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":2,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"ECONNREFUSED\"}}}", op);
+	ck_assert_str_eq(rstr(r, "decision"), "retry");
+	ck_assert_str_eq(rstr(r, "category"), "NETWORK_ERROR");
+	ck_assert_int_eq(rnum(r, "attempt"), 2);
+	ck_assert_int_eq(rnum(r, "delay_ms"), 10);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":3,\"method\":\"op.succeed\",\"params\":"
+	    "{\"op\":\"%s\"}}", op);
+	ck_assert_int_eq(rnum(r, "attempts"), 2);
+	ck_assert(json_is_true(json_object_get(result(r), "recovered")));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":4,\"method\":\"op.get\",\"params\":"
+	    "{\"op\":\"%s\"}}", op);
+	ck_assert_str_eq(rstr(r, "state"), "succeeded");
+	ck_assert_int_eq(json_array_size(json_object_get(result(r),
+	    "errors")), 1);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":5,\"method\":\"op.succeed\",\"params\":"
+	    "{\"op\":\"%s\"}}", op);
+	ck_assert_int_eq(reply_code(r), 1003);
+	json_decref(r);
+	/* Stored: op.get works after a restart. */
+	close(fd);
+	ck_assert_int_eq(daemon_stop_keep(&d), 0);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":6,\"method\":\"op.get\",\"params\":"
+	    "{\"op\":\"%s\"}}", op);
+	ck_assert_str_eq(rstr(r, "state"), "succeeded");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":7,\"method\":\"metrics.get\"}");
+	ck_assert_int_eq(rnum(r, "successful_recoveries"), 1);
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(ops_strategies_and_abandon)
+{
+	int	 fd, other;
+	json_t	*r;
+	char	 op[64];
+
+	daemon_start(&d, NULL, manual);
+	fd = raw_connect(d.sock);
+	/* AUTHENTICATION_ERROR: escalate at once. */
+	r = call_on(fd, "{\"id\":1,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"login\"}}");
+	snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":2,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"http_status\":401}}}", op);
+	ck_assert_str_eq(rstr(r, "decision"), "escalate");
+	json_decref(r);
+	/* FILE_NOT_FOUND: skip. */
+	r = call_on(fd, "{\"id\":3,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"read\"}}");
+	snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":4,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"ENOENT\"}}}", op);
+	ck_assert_str_eq(rstr(r, "decision"), "skip");
+	json_decref(r);
+	/* An op whose connection closes ends failed, abandoned. */
+	other = raw_connect(d.sock);
+	r = call_on(other, "{\"id\":5,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"copy\"}}");
+	snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+	json_decref(r);
+	close(other);
+	usleep(100000);
+	r = call_on(fd, "{\"id\":6,\"method\":\"op.get\",\"params\":"
+	    "{\"op\":\"%s\"}}", op);
+	ck_assert_str_eq(rstr(r, "state"), "failed");
+	ck_assert_str_eq(rstr(r, "reason"), "abandoned");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":7,\"method\":\"op.get\",\"params\":"
+	    "{\"op\":\"00000000-0000-7000-8000-000000000000\"}}");
+	ck_assert_int_eq(reply_code(r), 1001);
+	json_decref(r);
+	/* A forced-open breaker rejects op.begin; the op is recorded. */
+	json_decref(call_on(fd, "{\"id\":8,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"q\",\"state\":\"forced_open\"}}"));
+	r = call_on(fd, "{\"id\":9,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"x\",\"breaker\":\"q\"}}");
+	ck_assert_int_eq(reply_code(r), 1004);
+	snprintf(op, sizeof(op), "%s", json_string_value(json_object_get(
+	    json_object_get(json_object_get(r, "error"), "data"), "op")));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":10,\"method\":\"op.get\",\"params\":"
+	    "{\"op\":\"%s\"}}", op);
+	ck_assert_str_eq(rstr(r, "state"), "rejected");
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+static int
+run_ctl(char *out, size_t outsz, const char *const *args)
+{
+	return (ermctl(&d, out, outsz, args));
+}
+
+/* ermctl run: a command that fails twice, then succeeds. */
+START_TEST(ermctl_run_recovers)
+{
+	char		 out[4096], script[256], counter[256];
+	const char	*args[] = { "run", "--op", "flaky", "--policy",
+	    "{\"base_delay_ms\":1,\"jitter\":\"none\",\"max_attempts\":5}",
+	    "--", "/bin/sh", script, NULL };
+	FILE		*fp;
+
+	daemon_start(&d, NULL, NULL);
+	snprintf(counter, sizeof(counter), "%s/count", d.dir);
+	snprintf(script, sizeof(script), "%s/flaky.sh", d.dir);
+	fp = fopen(script, "w");
+	fprintf(fp, "n=$(cat %s 2>/dev/null || echo 0)\nn=$((n+1))\n"
+	    "echo $n > %s\n[ $n -ge 3 ]\n", counter, counter);
+	fclose(fp);
+	ck_assert_int_eq(run_ctl(out, sizeof(out), args), 0);
+	fp = fopen(counter, "r");
+	ck_assert(fgets(out, sizeof(out), fp) != NULL);
+	fclose(fp);
+	ck_assert_str_eq(out, "3\n");
+}
+END_TEST
+
+/* ermctl run: a command that always fails until the breaker opens, then
+ * is refused with 75 without being run. */
+START_TEST(ermctl_run_until_breaker_opens)
+{
+	char		 out[4096], marker[256];
+	const char	*fail[] = { "run", "--breaker", "svc", "--policy",
+	    "{\"max_attempts\":1}", "--", "/bin/sh", "-c", "exit 7", NULL };
+	const char	*touch[] = { "run", "--breaker", "svc", "--",
+	    "/usr/bin/touch", marker, NULL };
+	int		 i;
+
+	daemon_start(&d, "[breaker.svc]\nfailure_threshold = 3\n", NULL);
+	snprintf(marker, sizeof(marker), "%s/ran", d.dir);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(run_ctl(out, sizeof(out), fail), 7);
+	ck_assert_int_eq(run_ctl(out, sizeof(out), touch), 75);
+	ck_assert_int_eq(access(marker, F_OK), -1);
+}
+END_TEST
+
+START_TEST(ermctl_classify_and_breakers)
+{
+	static const char *const c1[] = { "classify", "--errno", "ECONNRESET",
+	    NULL };
+	static const char *const c2[] = { "classify", "--message",
+	    "checksum mismatch", NULL };
+	static const char *const c3[] = { "classify", "--http", "404", NULL };
+	static const char *const open[] = { "breaker", "open", "api", NULL };
+	static const char *const list[] = { "breaker", "list", NULL };
+	char	out[8192];
+
+	daemon_start(&d, NULL, NULL);
+	ck_assert_int_eq(run_ctl(out, sizeof(out), c1), 0);
+	ck_assert_ptr_nonnull(strstr(out, "category=NETWORK_ERROR\n"));
+	ck_assert_ptr_nonnull(strstr(out, "matched=errno:ECONNRESET\n"));
+	ck_assert_int_eq(run_ctl(out, sizeof(out), c2), 0);
+	ck_assert_ptr_nonnull(strstr(out, "category=CORRUPTED_DATA\n"));
+	ck_assert_int_eq(run_ctl(out, sizeof(out), c3), 0);
+	ck_assert_ptr_nonnull(strstr(out, "category=FILE_NOT_FOUND\n"));
+	ck_assert_ptr_nonnull(strstr(out, "strategy.primary=skip_and_log\n"));
+	ck_assert_int_eq(run_ctl(out, sizeof(out), open), 0);
+	ck_assert_int_eq(run_ctl(out, sizeof(out), list), 0);
+	ck_assert_ptr_nonnull(strstr(out, "breakers.0.name=api\n"));
+	ck_assert_ptr_nonnull(strstr(out, "breakers.0.state=forced_open\n"));
+}
+END_TEST
+
+/* The seed's usage examples, compiled against liberm, run for real. */
+START_TEST(examples_run)
+{
+	static const char *const names[] = { "basic_usage",
+	    "breaker_protection", "retry_config", "decorator", NULL };
+	char		 path[256], env[300], out[8192];
+	const char	*argv[2];
+	int		 i;
+
+	daemon_start(&d, NULL, NULL);
+	snprintf(env, sizeof(env), "ERMD_SOCKET=%s", d.sock);
+	putenv(env);
+	for (i = 0; names[i] != NULL; i++) {
+		snprintf(path, sizeof(path), "build/examples/%s", names[i]);
+		if (access(path, X_OK) != 0)
+			continue;	/* built only by `make all` */
+		argv[0] = path;
+		argv[1] = NULL;
+		ck_assert_msg(run_prog(out, sizeof(out), argv) == 0,
+		    "%s failed: %s", names[i], out);
+	}
+}
+END_TEST
+
+START_TEST(bad_config_sections)
+{
+	char		 out[4096], path[200];
+	const char	*argv[] = { ermd_path(), "-t", "-c", path, NULL };
+	FILE		*fp;
+
+	daemon_prepare(&d);
+	snprintf(path, sizeof(path), "%s/b.conf", d.dir);
+	fp = fopen(path, "w");
+	fputs("[breaker.s3]\nfailure_treshold = 3\n"
+	    "[retry.x]\njitter = some\n"
+	    "[classify]\nrule.1 = ([ => NETWORK_ERROR\n"
+	    "[strategy]\nNETWORK_ERROR = retry,nonsense\n", fp);
+	fclose(fp);
+	ck_assert_int_eq(run_prog(out, sizeof(out), argv), 78);
+	ck_assert_ptr_nonnull(strstr(out, ":2: unknown key 'failure_treshold' "
+	    "in [breaker.s3]; did you mean 'failure_threshold'?"));
+	ck_assert_ptr_nonnull(strstr(out, ":4: "));
+	ck_assert_ptr_nonnull(strstr(out, ":6: "));
+	ck_assert_ptr_nonnull(strstr(out, ":8: "));
+	snprintf(out, sizeof(out), "rm -rf %s", d.dir);
+	(void)!system(out);
+	d.dir[0] = '\0';
+}
+END_TEST
+
+static void
+write_text(const char *path, const char *text)
+{
+	FILE	*fp = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static char *
+read_text(const char *path)
+{
+	static char	buf[256];
+	FILE		*fp = fopen(path, "r");
+	size_t		 n;
+
+	ck_assert_ptr_nonnull(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	return (buf);
+}
+
+/* op.begin backs files up; a CORRUPTED_DATA failure rolls them back. */
+START_TEST(ops_backup_and_rollback)
+{
+	char	 conf[512], root[200], file[256], op[64];
+	int	 fd;
+	json_t	*r, *rb;
+
+	daemon_prepare(&d);
+	snprintf(root, sizeof(root), "%s/data", d.dir);
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	snprintf(file, sizeof(file), "%s/report.csv", root);
+	write_text(file, "good\n");
+	snprintf(conf, sizeof(conf), "[root.data]\npath = %s\n", root);
+	daemon_start_env(&d, conf, manual, NULL, -1);
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"rewrite\",\"backup\":[\"%s\"]}}", file);
+	snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+	ck_assert_int_eq(json_array_size(json_object_get(result(r),
+	    "backups")), 1);
+	json_decref(r);
+	write_text(file, "half-written garbage");
+	r = call_on(fd, "{\"id\":2,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"EBADMSG\"}}}", op);
+	ck_assert_str_eq(rstr(r, "decision"), "rollback");
+	ck_assert_str_eq(rstr(r, "category"), "CORRUPTED_DATA");
+	rb = json_object_get(result(r), "rolled_back");
+	ck_assert_int_eq(json_array_size(rb), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rb,
+	    0), "path")), file);
+	json_decref(r);
+	ck_assert_str_eq(read_text(file), "good\n");
+	/* A path outside every root: op.begin fails, nothing is run. */
+	r = call_on(fd, "{\"id\":3,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"x\",\"backup\":[\"/etc/passwd\"]}}");
+	ck_assert_int_eq(reply_code(r), 1002);
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/* ermctl run --backup: a command that breaks the file and fails gets its
+ * file back when the strategy says rollback. */
+START_TEST(ermctl_run_backup_rollback)
+{
+	char		 conf[512], root[200], file[256], script[300];
+	char		 out[4096];
+	const char	*args[] = { "run", "--backup", file, "--", "/bin/sh",
+	    "-c", script, NULL };
+
+	daemon_prepare(&d);
+	snprintf(root, sizeof(root), "%s/data", d.dir);
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	snprintf(file, sizeof(file), "%s/state.json", root);
+	write_text(file, "{\"ok\":true}\n");
+	snprintf(conf, sizeof(conf), "[root.data]\npath = %s\n"
+	    "[strategy]\nSYSTEM_ERROR = rollback,escalate\n", root);
+	daemon_start_env(&d, conf, NULL, NULL, -1);
+	snprintf(script, sizeof(script), "echo broken > %s; exit 3", file);
+	ck_assert_int_eq(run_ctl(out, sizeof(out), args), 3);
+	ck_assert_str_eq(read_text(file), "{\"ok\":true}\n");
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("decide");
+	TCase	*tc = tcase_create("decide");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_checked_fixture(tc, NULL, stop);
+	tcase_add_test(tc, consecutive_failures_open_and_recover);
+	tcase_add_test(tc, lease_of_a_closed_connection);
+	tcase_add_test(tc, permit_ttl_and_stale_generation);
+	tcase_add_test(tc, state_survives_kill9);
+	tcase_add_test(tc, events_and_forced_states);
+	tcase_add_test(tc, retry_budget_under_a_storm);
+	tcase_add_test(tc, retry_next_reasons);
+	tcase_add_test(tc, ops_retry_then_succeed);
+	tcase_add_test(tc, ops_strategies_and_abandon);
+	tcase_add_test(tc, ermctl_run_recovers);
+	tcase_add_test(tc, ermctl_run_until_breaker_opens);
+	tcase_add_test(tc, ermctl_classify_and_breakers);
+	tcase_add_test(tc, examples_run);
+	tcase_add_test(tc, bad_config_sections);
+	tcase_add_test(tc, ops_backup_and_rollback);
+	tcase_add_test(tc, ermctl_run_backup_rollback);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed ? 1 : 0);
+}
