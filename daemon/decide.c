@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
 
 #include "clock.h"
 #include "config.h"
@@ -60,8 +59,14 @@ static struct {
 	struct htab		 dirty;
 	size_t			 dirty_state;	/* dirty with a state change */
 	struct flush		*state_flush;	/* in flight, with a change */
-	struct event		*flush_ev;
+	struct clock_timer	*flush_timer;
 } dc;
+
+/*
+ * Window counters of a busy breaker change on every call; they are
+ * written at most this often (a state change is written at once).
+ */
+#define FLUSH_INTERVAL_MS	100
 
 /* ---- config ------------------------------------------------------------ */
 
@@ -401,9 +406,9 @@ decide_request_policy(struct ermd_req *req, const char *member,
  * are marked dirty by name; a flush writes the snapshots of all of them in
  * one store job, so a burst of calls costs one write. A reply waits only
  * when a state change is among the unwritten ones (or still being
- * written); window counters are written within the same loop pass, so a
- * kill -9 can lose the outcomes recorded in the last pass before it, but
- * never a state.
+ * written); window counters are written within FLUSH_INTERVAL_MS (and with
+ * any state change), so a kill -9 can lose the outcomes of the last moment
+ * before it, but never a state.
  */
 static void
 mark_dirty(const char *name, int state_change, int gone)
@@ -430,8 +435,8 @@ mark_dirty(const char *name, int state_change, int gone)
 		dc.dirty_state++;
 	}
 	d->gone = gone;
-	if (dc.flush_ev != NULL)
-		event_active(dc.flush_ev, 0, 0);
+	if (dc.flush_timer != NULL && !clock_timer_pending(dc.flush_timer))
+		clock_timer_after(dc.flush_timer, FLUSH_INTERVAL_MS);
 }
 
 static int
@@ -556,10 +561,8 @@ decide_flush(void)
 }
 
 static void
-flush_event(int fd, short ev, void *arg)
+flush_timer_cb(void *arg)
 {
-	(void)fd;
-	(void)ev;
 	(void)arg;
 	(void)flush_now();
 }
@@ -789,9 +792,8 @@ decide_start(void)
 	/* What restoring changed (an open timeout that ran out while the
 	 * daemon was down) is stored too. */
 	breakers_foreach(dc.breakers, mark_each, NULL);
-	if ((dc.flush_ev = event_new(ermd.base, -1, 0, flush_event,
-	    NULL)) == NULL)
-		fatalx("decide: event_new");
+	if ((dc.flush_timer = clock_timer_new(flush_timer_cb, NULL)) == NULL)
+		fatalx("decide: out of memory");
 	(void)flush_now();
 	conn_on_close(conn_closed);
 	report_register(&reporter);
@@ -812,7 +814,6 @@ void
 decide_stop(void)
 {
 	(void)flush_now();	/* store_close writes it before exiting */
-	if (dc.flush_ev != NULL)
-		event_free(dc.flush_ev);
-	dc.flush_ev = NULL;
+	clock_timer_free(dc.flush_timer);
+	dc.flush_timer = NULL;
 }

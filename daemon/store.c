@@ -47,6 +47,7 @@ static struct {
 	int			 stopping;		/* under mu */
 	int			 fatal;			/* under mu */
 	int			 durability;		/* under mu */
+	int			 applied_durability;	/* writer thread */
 	int			 pipe[2];
 	struct event		*ev;
 	struct store_stats	 stats;			/* under mu */
@@ -124,11 +125,96 @@ bind_args(sqlite3_stmt *s, const char *fmt, va_list ap)
 }
 
 /*
- * Prepare, bind and step sql to completion, calling fn for each row.
- * Statements are prepared with SQLITE_PREPARE_PERSISTENT-style caching left
- * to SQLite's own cache of recent statements (sqlite3_prepare_v3 reuses
- * nothing by itself, but these are short statements; measure before adding
- * a cache). Returns the sqlite result code.
+ * Prepared statements, kept per connection. Compiling a statement cost more
+ * than running it on the hot paths (a breaker snapshot's upsert, the
+ * transaction's SAVEPOINT and COMMIT), so each connection keeps the last
+ * STMT_CACHE it ran. Callers pass SQL text that is almost always a string
+ * literal: the pointer finds the entry and the text confirms it. The writer
+ * connection's cache is used by the writer thread only (and by start-up
+ * before it runs), the reader's by the loop thread only.
+ */
+#define STMT_CACHE	64
+
+struct stmt_cache {
+	struct {
+		const char	*sql;
+		sqlite3_stmt	*st;
+		int		 busy;	/* stepping: a nested use prepares anew */
+	}		 e[STMT_CACHE];
+	unsigned	 next;
+};
+
+static struct stmt_cache	wcache, rcache;
+
+static struct stmt_cache *
+cache_of(sqlite3 *db)
+{
+	if (db == st.wdb)
+		return (&wcache);
+	if (db == st.rdb)
+		return (&rcache);
+	return (NULL);
+}
+
+static void
+cache_clear(struct stmt_cache *c)
+{
+	unsigned	i;
+
+	for (i = 0; i < STMT_CACHE; i++)
+		sqlite3_finalize(c->e[i].st);
+	memset(c, 0, sizeof(*c));
+}
+
+/* A statement for sql, ready to bind; *slot is its cache entry or -1. */
+static int
+prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out, int *slot)
+{
+	struct stmt_cache	*c = cache_of(db);
+	unsigned		 i;
+	int			 rc;
+
+	*slot = -1;
+	for (i = 0; c != NULL && i < STMT_CACHE; i++)
+		if (c->e[i].sql == sql && !c->e[i].busy &&
+		    strcmp(sqlite3_sql(c->e[i].st), sql) == 0) {
+			*out = c->e[i].st;
+			*slot = (int)i;
+			c->e[i].busy = 1;
+			return (SQLITE_OK);
+		}
+	rc = sqlite3_prepare_v3(db, sql, -1, c != NULL ?
+	    SQLITE_PREPARE_PERSISTENT : 0, out, NULL);
+	if (rc != SQLITE_OK || c == NULL || *out == NULL)
+		return (rc);
+	i = c->next++ % STMT_CACHE;
+	if (c->e[i].busy)
+		return (rc);		/* in use further up: do not cache */
+	sqlite3_finalize(c->e[i].st);
+	c->e[i].sql = sql;
+	c->e[i].st = *out;
+	c->e[i].busy = 1;
+	*slot = (int)i;
+	return (rc);
+}
+
+static void
+release(sqlite3 *db, sqlite3_stmt *s, int slot)
+{
+	struct stmt_cache	*c = cache_of(db);
+
+	if (slot < 0) {
+		sqlite3_finalize(s);
+		return;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	c->e[slot].busy = 0;
+}
+
+/*
+ * Bind and step sql to completion, calling fn for each row. Returns the
+ * sqlite result code.
  */
 static int
 run(sqlite3 *db, store_row_fn fn, void *arg, const char *sql,
@@ -136,12 +222,14 @@ run(sqlite3 *db, store_row_fn fn, void *arg, const char *sql,
 {
 	sqlite3_stmt		*s;
 	struct store_row	 row;
-	int			 rc;
+	int			 rc, slot;
 
-	if ((rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL)) != SQLITE_OK)
+	if ((rc = prepare(db, sql, &s, &slot)) != SQLITE_OK)
 		return (rc);
+	if (s == NULL)
+		return (SQLITE_OK);	/* only a comment or blanks */
 	if (bind_args(s, fmt, ap) == -1) {
-		sqlite3_finalize(s);
+		release(db, s, slot);
 		return (SQLITE_MISUSE);
 	}
 	row.st = s;
@@ -150,8 +238,27 @@ run(sqlite3 *db, store_row_fn fn, void *arg, const char *sql,
 			rc = SQLITE_DONE;
 			break;
 		}
-	sqlite3_finalize(s);
+	release(db, s, slot);
 	return (rc == SQLITE_DONE ? SQLITE_OK : rc);
+}
+
+static int
+runf(sqlite3 *db, const char *sql, const char *fmt, ...)
+{
+	va_list	ap;
+	int	rc;
+
+	va_start(ap, fmt);
+	rc = run(db, NULL, NULL, sql, fmt, ap);
+	va_end(ap);
+	return (rc);
+}
+
+/* One statement without parameters or rows, through the cache. */
+static int
+run_plain(sqlite3 *db, const char *sql)
+{
+	return (runf(db, sql, NULL));
 }
 
 int
@@ -280,8 +387,11 @@ run_batch(struct job *batch, int durability)
 
 	memset(&tx, 0, sizeof(tx));
 	tx.db = st.wdb;
-	apply_durability(st.wdb, durability);
-	if ((rc = exec_plain(st.wdb, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+	if (durability != st.applied_durability) {
+		apply_durability(st.wdb, durability);
+		st.applied_durability = durability;
+	}
+	if ((rc = run_plain(st.wdb, "BEGIN IMMEDIATE")) != SQLITE_OK) {
 		err = sqlite_errno(rc);
 		snprintf(msg, sizeof(msg), "begin: %s", sqlite3_errmsg(st.wdb));
 		goto fail;
@@ -289,9 +399,9 @@ run_batch(struct job *batch, int durability)
 	for (j = batch; j != NULL; j = j->next) {
 		j->res.ok = 1;
 		tx.job = j;
-		exec_plain(st.wdb, "SAVEPOINT job");
+		run_plain(st.wdb, "SAVEPOINT job");
 		if (j->fn(&tx, j->arg) == 0) {
-			exec_plain(st.wdb, "RELEASE job");
+			run_plain(st.wdb, "RELEASE job");
 			continue;
 		}
 		j->res.ok = 0;
@@ -301,15 +411,15 @@ run_batch(struct job *batch, int durability)
 			snprintf(msg, sizeof(msg), "%s", j->res.msg);
 			goto fail;
 		}
-		exec_plain(st.wdb, "ROLLBACK TO job");
-		exec_plain(st.wdb, "RELEASE job");
+		run_plain(st.wdb, "ROLLBACK TO job");
+		run_plain(st.wdb, "RELEASE job");
 	}
-	if ((rc = exec_plain(st.wdb, "COMMIT")) == SQLITE_OK)
+	if ((rc = run_plain(st.wdb, "COMMIT")) == SQLITE_OK)
 		return (0);
 	err = sqlite_errno(rc);
 	snprintf(msg, sizeof(msg), "commit: %s", sqlite3_errmsg(st.wdb));
 	if (!sqlite3_get_autocommit(st.wdb))
-		exec_plain(st.wdb, "ROLLBACK");
+		run_plain(st.wdb, "ROLLBACK");
 fail:
 	/* ENOSPC is survivable: nothing was half-written, space may return. */
 	fatal = err != ENOSPC;
@@ -529,12 +639,19 @@ store_open(struct event_base *base, const char *path, int durability,
 	    cause);
 	if (st.wdb == NULL)
 		goto fail;
+	/*
+	 * 32 MiB of page cache for the writer: a hundred thousand breaker
+	 * snapshots stay in memory instead of being read back for each
+	 * upsert.
+	 */
 	if (exec_plain(st.wdb, "PRAGMA journal_mode=WAL") != SQLITE_OK ||
-	    exec_plain(st.wdb, "PRAGMA foreign_keys=ON") != SQLITE_OK) {
+	    exec_plain(st.wdb, "PRAGMA foreign_keys=ON") != SQLITE_OK ||
+	    exec_plain(st.wdb, "PRAGMA cache_size=-32768") != SQLITE_OK) {
 		asprintf(cause, "%s: %s", path, sqlite3_errmsg(st.wdb));
 		goto fail;
 	}
 	apply_durability(st.wdb, durability);
+	st.applied_durability = durability;
 	if (migrate(st.wdb, cause) == -1)
 		goto fail;
 	if ((st.rdb = open_db(path, SQLITE_OPEN_READONLY, cause)) == NULL)
@@ -589,6 +706,8 @@ store_close(void)
 		close(st.pipe[1]);
 	}
 	st.pipe[0] = st.pipe[1] = -1;
+	cache_clear(&rcache);
+	cache_clear(&wcache);
 	sqlite3_close(st.rdb);
 	sqlite3_close(st.wdb);
 	st.rdb = st.wdb = NULL;
