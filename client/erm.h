@@ -332,6 +332,30 @@ name(type *arg, struct erm_exec_result *res)				\
 static int								\
 name##_erm_body(type *arg, struct erm_errinfo *err)
 
+/*
+ * Fallback storage: the seed's execute_with_fallback. fn is called with a
+ * backend the daemon chooses (storage.select: its name, "dir" or "http",
+ * and its path or URL); it returns 0 on success or fills err. Each try is
+ * reported (storage.report) so the daemon's view of the backend's health
+ * follows; after a failure the next healthy backend not yet tried is used.
+ * Returns ERM_OK with res->backend the backend that worked, or ERM_EREPLY
+ * when every healthy backend failed (res->fn_result the last failure) or
+ * none was left to try (erm_last_error: 1007).
+ */
+typedef int	(*erm_backend_fn)(void *arg, const char *backend,
+		    const char *type, const char *location,
+		    struct erm_errinfo *err);
+
+struct erm_fallback_result {
+	char		 backend[ERM_NAME_MAX];	/* the one that worked */
+	int		 tries;
+	int		 fn_result;		/* of the last try */
+};
+
+enum erm_status	 erm_execute_with_fallback(struct erm_client *,
+		    erm_backend_fn fn, void *arg,
+		    struct erm_fallback_result *res);
+
 #ifdef __cplusplus
 }
 #endif

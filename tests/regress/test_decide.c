@@ -741,6 +741,99 @@ START_TEST(ermctl_run_backup_rollback)
 }
 END_TEST
 
+static const char *
+storage_conf(char *buf, size_t len)
+{
+	char	a[200], b[200];
+
+	snprintf(a, sizeof(a), "%s/primary", d.dir);
+	snprintf(b, sizeof(b), "%s/secondary", d.dir);
+	ck_assert_int_eq(mkdir(a, 0755), 0);
+	ck_assert_int_eq(mkdir(b, 0755), 0);
+	snprintf(buf, len, "[retry]\nmax_attempts = 1\n"
+	    "[backend.primary]\npath = %s\npriority = 1\n"
+	    "[backend.secondary]\npath = %s\npriority = 2\n", a, b);
+	return (buf);
+}
+
+/* fallback_storage: each failure names the next healthy backend. */
+START_TEST(ops_fallback_storage)
+{
+	char	 conf[1024], op[64];
+	int	 fd;
+	json_t	*r;
+
+	daemon_prepare(&d);
+	daemon_start_env(&d, storage_conf(conf, sizeof(conf)), manual, NULL,
+	    -1);
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"upload\"}}");
+	snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":2,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"ECONNREFUSED\"}}}", op);
+	ck_assert_str_eq(rstr(r, "decision"), "fallback");
+	ck_assert_str_eq(rstr(r, "backend"), "primary");
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+struct tries {
+	char	names[4][64];
+	int	n;
+};
+
+static int
+store_somewhere(void *arg, const char *backend, const char *type,
+    const char *location, struct erm_errinfo *err)
+{
+	struct tries	*t = arg;
+
+	ck_assert_str_eq(type, "dir");
+	ck_assert_ptr_nonnull(strstr(location, backend));
+	snprintf(t->names[t->n++], sizeof(t->names[0]), "%s", backend);
+	if (strcmp(backend, "primary") == 0) {
+		err->errnum = 111;	/* ECONNREFUSED */
+		return (-1);
+	}
+	return (0);
+}
+
+/* liberm's execute_with_fallback: the primary fails, the secondary works,
+ * and the daemon heard about both. */
+START_TEST(liberm_execute_with_fallback)
+{
+	char				 conf[1024];
+	struct erm_client		*c;
+	struct erm_fallback_result	 res;
+	struct tries			 t;
+	json_t				*r, *b;
+	size_t				 i;
+
+	daemon_prepare(&d);
+	daemon_start_env(&d, storage_conf(conf, sizeof(conf)), NULL, NULL,
+	    -1);
+	memset(&t, 0, sizeof(t));
+	ck_assert_int_eq(erm_connect(&c, d.sock), ERM_OK);
+	ck_assert_int_eq(erm_execute_with_fallback(c, store_somewhere, &t,
+	    &res), ERM_OK);
+	ck_assert_str_eq(res.backend, "secondary");
+	ck_assert_int_eq(res.tries, 2);
+	ck_assert_int_eq(t.n, 2);
+	ck_assert_str_eq(t.names[0], "primary");
+	ck_assert_int_eq(erm_call(c, "storage.status", NULL, &r), ERM_OK);
+	json_array_foreach(json_object_get(r, "backends"), i, b)
+		if (strcmp(json_string_value(json_object_get(b, "name")),
+		    "primary") == 0)
+			ck_assert_int_eq(json_integer_value(json_object_get(b,
+			    "consecutive_failures")), 1);
+	json_decref(r);
+	erm_close(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -767,6 +860,8 @@ main(void)
 	tcase_add_test(tc, bad_config_sections);
 	tcase_add_test(tc, ops_backup_and_rollback);
 	tcase_add_test(tc, ermctl_run_backup_rollback);
+	tcase_add_test(tc, ops_fallback_storage);
+	tcase_add_test(tc, liberm_execute_with_fallback);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
