@@ -1,5 +1,6 @@
 /* The regress harness; see harness.h. */
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -99,6 +100,12 @@ spawn(struct daemon *d)
 		dup2(fd, STDOUT_FILENO);
 		for (i = 0; d->env != NULL && d->env[i] != NULL; i++)
 			putenv((char *)d->env[i]);
+		if (d->nofile > 0) {
+			struct rlimit	rl = { (rlim_t)d->nofile,
+			    (rlim_t)d->nofile };
+
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 		if (d->pass_fd >= 0) {
 			dup2(d->pass_fd, 3);
 			snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());

@@ -23,6 +23,7 @@ struct daemon {
 	const char *const *args;
 	const char *const *env;		/* "NAME=value" added for ermd */
 	int	 pass_fd;		/* >= 0: handed to ermd as fd 3 */
+	int	 nofile;		/* > 0: ermd's RLIMIT_NOFILE */
 };
 
 /*

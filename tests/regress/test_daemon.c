@@ -30,6 +30,15 @@ stop(void)
 }
 
 static json_t *
+call_fd(int fd)
+{
+	json_t	*r = raw_call(fd, "{\"id\":1,\"method\":\"status\"}");
+
+	ck_assert_ptr_nonnull(r);
+	return (r);
+}
+
+static json_t *
 call(const char *json)
 {
 	int	 fd = raw_connect(d.sock);
@@ -395,6 +404,62 @@ START_TEST(metrics_prometheus_counts_requests)
 }
 END_TEST
 
+static int
+count_in_file(const char *path, const char *needle)
+{
+	char	line[1024];
+	FILE	*fp = fopen(path, "r");
+	int	n = 0;
+
+	if (fp == NULL)
+		return (0);
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	fclose(fp);
+	return (n);
+}
+
+/*
+ * Out of descriptors, ermd pauses accepting for a second instead of
+ * spinning on EMFILE, keeps serving the connections it has, and accepts
+ * again once descriptors are free.
+ */
+START_TEST(emfile_pauses_accepting)
+{
+	int	 fds[100], i, n, fd;
+	json_t	*r;
+
+	daemon_prepare(&d);
+	d.nofile = 48;
+	daemon_start_env(&d, NULL, NULL, NULL, -1);
+	fds[0] = raw_connect(d.sock);
+	r = call_fd(fds[0]);
+	json_decref(r);
+	for (i = 1; i < 100; i++)
+		fds[i] = raw_connect(d.sock);	/* the backlog takes them */
+	sleep(2);
+	/* An accepted connection is still served. */
+	r = call_fd(fds[0]);
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	n = count_in_file(d.log, "out of file descriptors");
+	ck_assert_int_ge(n, 1);
+	ck_assert_int_le(n, 4);		/* about one a second, not a spin */
+	for (i = 1; i < 100; i++)
+		if (fds[i] != -1)
+			close(fds[i]);
+	/* Descriptors are free again: a new connection is served. */
+	fd = raw_connect(d.sock);
+	r = raw_call(fd, "{\"id\":5,\"method\":\"ping\"}");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	close(fd);
+	close(fds[0]);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -414,6 +479,7 @@ main(void)
 	tcase_add_test(tc, idle_timeout_on_the_daemon_clock);
 	tcase_add_test(tc, events_subscribe_types);
 	tcase_add_test(tc, metrics_prometheus_counts_requests);
+	tcase_add_test(tc, emfile_pauses_accepting);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
