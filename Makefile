@@ -150,9 +150,9 @@ fuzz:
 	    mkdir -p $(B)/fuzz/corpus && \
 	    cp tests/fuzz/corpus/* $(B)/fuzz/corpus/ && \
 	    $(B)/fuzz/fuzz_frame -max_total_time=$(FUZZ_SECONDS) \
-	        -max_len=4096 $(B)/fuzz/corpus 2>$(B)/fuzz/log || \
-	        { tail -40 $(B)/fuzz/log; exit 1; }; \
-	    grep -E '^(Done|#[0-9]+ +DONE)' $(B)/fuzz/log | tail -1; \
+	        -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus \
+	        2>$(B)/fuzz/log || { tail -40 $(B)/fuzz/log; exit 1; }; \
+	    grep -aE '^(Done|#[0-9]+ +DONE)' $(B)/fuzz/log | tail -1; \
 	else echo "fuzz: clang not found, skipped"; fi
 
 asan:

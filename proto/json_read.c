@@ -18,6 +18,7 @@
  */
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,8 +292,12 @@ read_number(struct reader *r)
 		    json_integer(ll);
 	} else {
 		d = strtod(text, &end);
-		/* As jansson: overflow is an error, underflow is not. */
-		v = errno == ERANGE && d != 0 ? fail(r, "real out of range") :
+		/*
+		 * As jansson: overflow (an infinite result) is an error;
+		 * underflow, to zero or to a subnormal, is not, though strtod
+		 * says ERANGE for both.
+		 */
+		v = errno == ERANGE && isinf(d) ? fail(r, "real out of range") :
 		    json_real(d);
 	}
 	free(heap);
