@@ -145,6 +145,43 @@ START_TEST(consecutive_failures_open_and_recover)
 }
 END_TEST
 
+/* breaker.acquire with wait_ms waits for the breaker to let a call
+ * through; past the wait it is refused as usual. */
+START_TEST(acquire_waits_for_half_open)
+{
+	int	 fd, waiter;
+	json_t	*r;
+
+	daemon_start(&d, "[breaker.w]\nrecovery_timeout_ms = 1000\n"
+	    "failure_threshold = 1\n", manual);
+	fd = raw_connect(d.sock);
+	waiter = raw_connect(d.sock);
+	fail_n(fd, "w", 1);
+	raw_send_frame(waiter, "{\"id\":7,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"w\",\"wait_ms\":5000}}");
+	ck_assert_ptr_null(raw_recv(waiter, 200));	/* still waiting */
+	advance(fd, 1000);
+	r = raw_recv(waiter, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert(json_is_true(json_object_get(result(r), "allowed")));
+	ck_assert_str_eq(rstr(r, "state"), "half_open");
+	json_decref(r);
+	/* The only trial permit is out: a second waiter gives up at its
+	 * deadline with 1004. */
+	raw_send_frame(waiter, "{\"id\":8,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"w\",\"wait_ms\":100}}");
+	ck_assert_ptr_null(raw_recv(waiter, 200));
+	advance(fd, 100);
+	r = raw_recv(waiter, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(reply_code(r), 1004);
+	json_decref(r);
+	close(waiter);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
 /* A half-open permit whose connection closes counts as a failure. */
 START_TEST(lease_of_a_closed_connection)
 {
@@ -846,6 +883,7 @@ main(void)
 	tcase_add_checked_fixture(tc, NULL, stop);
 	tcase_add_test(tc, consecutive_failures_open_and_recover);
 	tcase_add_test(tc, lease_of_a_closed_connection);
+	tcase_add_test(tc, acquire_waits_for_half_open);
 	tcase_add_test(tc, permit_ttl_and_stale_generation);
 	tcase_add_test(tc, state_survives_kill9);
 	tcase_add_test(tc, events_and_forced_states);
