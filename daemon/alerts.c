@@ -1,0 +1,728 @@
+/* Alerts: rules, dedup, storage and sinks; see alerts.h. */
+
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "alerts.h"
+#include "clock.h"
+#include "config.h"
+#include "erm_proto.h"
+#include "errors.h"
+#include "events.h"
+#include "forward.h"
+#include "htab.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "op.h"
+#include "store.h"
+#include "uuid.h"
+
+#define DEDUP_KEYS_MAX	4096	/* keys remembered; expired ones go first */
+#define EXEC_ARGS_MAX	64
+#define EXEC_RUNNING_MAX 16	/* sinks running at once; more are skipped */
+
+struct settings {
+	int64_t	error_rate_per_min;
+	int64_t	dedup_ms;
+	int64_t	webhook_timeout_ms;
+	int64_t	exec_timeout_ms;
+	char	*webhook_url;
+	char	*exec;
+};
+
+static const struct int_option {
+	const char	*key;
+	int64_t		 min, max, def;
+	size_t		 off;
+} int_options[] = {
+	{ "error_rate_per_min", 0, INT64_C(1000000000), 0,
+	    offsetof(struct settings, error_rate_per_min) },
+	{ "dedup_ms", 0, INT64_C(86400000), 300000,
+	    offsetof(struct settings, dedup_ms) },
+	{ "webhook_timeout_ms", 100, 600000, 5000,
+	    offsetof(struct settings, webhook_timeout_ms) },
+	{ "exec_timeout_ms", 100, 600000, 10000,
+	    offsetof(struct settings, exec_timeout_ms) },
+};
+#define NINT_OPTIONS	(sizeof(int_options) / sizeof(int_options[0]))
+
+static const char *const alerts_keys[] = {
+	"error_rate_per_min", "dedup_ms", "webhook_timeout_ms",
+	"exec_timeout_ms", "webhook_url", "exec", NULL
+};
+
+struct seen {
+	struct hnode	 node;
+	char		*key;
+	uint64_t	 at;
+};
+
+struct child {
+	pid_t		 pid;
+	int		 pidfd;
+	struct event	*ev_exit, *ev_timeout;
+	char		 key[128];
+};
+
+static struct {
+	struct settings		 set;
+	struct htab		 seen;
+	int			 running, http_up;
+	struct event_base	*base;
+	/* Errors per second over the last minute, on the daemon clock. */
+	uint64_t		 rate_sec[60];
+	uint32_t		 rate_n[60];
+	struct child		*kids[EXEC_RUNNING_MAX];
+	struct metric_family	*m_total;
+	struct metric		*m_suppressed, *m_sink_fail;
+} al;
+
+/* ---- config ------------------------------------------------------------- */
+
+static int
+parse_i64(const char *s, int64_t *out)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (s[0] == '\0' || *end != '\0' || errno != 0)
+		return (-1);
+	*out = v;
+	return (0);
+}
+
+static const struct int_option *
+find_int(const char *key)
+{
+	size_t	i;
+
+	for (i = 0; i < NINT_OPTIONS; i++)
+		if (strcmp(int_options[i].key, key) == 0)
+			return (&int_options[i]);
+	return (NULL);
+}
+
+static int
+alerts_check(const char *section, const char *key, const char *value,
+    char *err, size_t errsz)
+{
+	const struct int_option	*o;
+	int64_t			 v;
+
+	(void)section;
+	if (strcmp(key, "webhook_url") == 0) {
+		if (value[0] != '\0' && strncmp(value, "http://", 7) != 0 &&
+		    strncmp(value, "https://", 8) != 0) {
+			snprintf(err, errsz, "webhook_url: '%s' is not an "
+			    "http:// or https:// URL", value);
+			return (-1);
+		}
+		return (0);
+	}
+	if (strcmp(key, "exec") == 0) {
+		if (value[0] != '\0' && value[0] != '/') {
+			snprintf(err, errsz, "exec: the program must be an "
+			    "absolute path: '%s'", value);
+			return (-1);
+		}
+		return (0);
+	}
+	if ((o = find_int(key)) == NULL)
+		return (-1);
+	if (parse_i64(value, &v) == -1) {
+		snprintf(err, errsz, "%s: '%s' is not an integer", key, value);
+		return (-1);
+	}
+	if (v < o->min || v > o->max) {
+		snprintf(err, errsz, "%s: %lld is out of range (%lld to %lld)",
+		    key, (long long)v, (long long)o->min, (long long)o->max);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+alerts_apply(const struct config *cfg)
+{
+	const struct int_option	*o;
+	struct settings		 s;
+	size_t			 i;
+	int64_t			 v;
+
+	memset(&s, 0, sizeof(s));
+	for (i = 0; i < NINT_OPTIONS; i++)
+		*(int64_t *)((char *)&s + int_options[i].off) =
+		    int_options[i].def;
+	for (i = 0; i < cfg->nentries; i++) {
+		const struct config_entry	*e = &cfg->entries[i];
+
+		if (strcmp(e->section, "alerts") != 0)
+			continue;
+		if ((o = find_int(e->key)) != NULL &&
+		    parse_i64(e->value, &v) == 0)
+			*(int64_t *)((char *)&s + o->off) = v;
+		else if (strcmp(e->key, "webhook_url") == 0) {
+			free(s.webhook_url);
+			s.webhook_url = e->value[0] ? strdup(e->value) : NULL;
+		} else if (strcmp(e->key, "exec") == 0) {
+			free(s.exec);
+			s.exec = e->value[0] ? strdup(e->value) : NULL;
+		}
+	}
+	free(al.set.webhook_url);
+	free(al.set.exec);
+	al.set = s;
+}
+
+void
+alerts_register(void)
+{
+	static const struct config_kind	kind = {
+		"alerts", 0, alerts_check, alerts_keys, alerts_apply
+	};
+
+	config_register_kind(&kind);
+	for (size_t i = 0; i < NINT_OPTIONS; i++)
+		*(int64_t *)((char *)&al.set + int_options[i].off) =
+		    int_options[i].def;
+}
+
+/* ---- storage ------------------------------------------------------------ */
+
+struct alert_job {
+	char	 id[UUID_STRLEN + 1];
+	int64_t	 at;
+	char	*key, *kind, *severity, *message, *details;
+	char	*row;		/* the outbox row, or NULL */
+	int	 sev;
+};
+
+static void
+job_free(struct alert_job *j)
+{
+	free(j->key);
+	free(j->kind);
+	free(j->severity);
+	free(j->message);
+	free(j->details);
+	free(j->row);
+	free(j);
+}
+
+static int
+alert_run(struct store_tx *tx, void *arg)
+{
+	struct alert_job	*j = arg;
+
+	if (store_tx_exec(tx, "INSERT OR IGNORE INTO alerts (id, at, key, "
+	    "kind, severity, message, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	    "tittttt", j->id, j->at, j->key, j->kind, j->severity, j->message,
+	    j->details) == -1)
+		return (-1);
+	if (j->row != NULL && forward_tx_enqueue(tx, FWD_ALERTS, j->id,
+	    j->row, j->sev, j->at) == -1)
+		return (-1);
+	return (0);
+}
+
+static void
+alert_done(void *arg, const struct store_result *res)
+{
+	struct alert_job	*j = arg;
+
+	if (!res->ok)
+		log_warnx("alert %s: cannot store it: %s", j->key, res->msg);
+	else if (j->row != NULL)
+		forward_enqueued(FWD_ALERTS, 1);
+	job_free(j);
+}
+
+static char *
+json_text(const json_t *v)
+{
+	struct erm_buf	b = { NULL, 0, 0, 1 << 20 };
+
+	if (v == NULL || erm_json_write(&b, v) == -1 ||
+	    erm_buf_add(&b, "", 1) == -1) {
+		erm_buf_free(&b);
+		return (NULL);
+	}
+	return ((char *)b.p);
+}
+
+static int
+severity_of(const char *s)
+{
+	int	i;
+
+	for (i = 0; severity_names[i] != NULL; i++)
+		if (strcmp(severity_names[i], s) == 0)
+			return (i);
+	return (SEV_ERROR);
+}
+
+static void
+store_alert(json_t *a)
+{
+	struct alert_job	*j;
+	json_t			*row;
+	char			 at[40];
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return;
+	snprintf(j->id, sizeof(j->id), "%s",
+	    json_string_value(json_object_get(a, "id")));
+	j->at = json_integer_value(json_object_get(a, "at"));
+	j->key = strdup(json_string_value(json_object_get(a, "key")));
+	j->kind = strdup(json_string_value(json_object_get(a, "kind")));
+	j->severity = strdup(json_string_value(json_object_get(a,
+	    "severity")));
+	j->message = strdup(json_string_value(json_object_get(a, "message")));
+	j->details = json_text(json_object_get(a, "details"));
+	j->sev = severity_of(j->severity);
+	if (forward_enabled()) {
+		row = json_deep_copy(a);
+		json_object_set_new(row, "at", json_string(forward_time(j->at,
+		    at, sizeof(at))));
+		json_object_set_new(row, "host", json_string(forward_host()));
+		j->row = json_text(row);
+		json_decref(row);
+	}
+	if (j->key == NULL || j->kind == NULL || j->severity == NULL ||
+	    j->message == NULL || j->details == NULL ||
+	    store_submit(alert_run, alert_done, j) == -1)
+		job_free(j);
+}
+
+/* ---- sinks -------------------------------------------------------------- */
+
+static void
+webhook_done(const struct http_response *resp, void *arg)
+{
+	char	what[128];
+
+	if (resp->err == 0 && resp->status >= 200 && resp->status < 300) {
+		free(arg);
+		return;
+	}
+	metric_inc(al.m_sink_fail);
+	log_warnx("alert %s: webhook: %s", (char *)arg,
+	    http_describe(resp, what, sizeof(what)));
+	free(arg);
+}
+
+static void
+webhook(const json_t *a)
+{
+	static const char *const hdrs[] = {
+		"Content-Type: application/json", "User-Agent: ermd/" ERMD_VERSION,
+		NULL
+	};
+	struct http_options	 o;
+	struct http_body	 body;
+	char			*text, *key;
+
+	if (al.set.webhook_url == NULL || !al.http_up)
+		return;
+	if ((text = json_text(a)) == NULL)
+		return;
+	key = strdup(json_string_value(json_object_get(a, "key")));
+	memset(&o, 0, sizeof(o));
+	o.timeout_ms = (long)al.set.webhook_timeout_ms;
+	o.connect_timeout_ms = (long)al.set.webhook_timeout_ms;
+	o.max_response_bytes = 65536;
+	o.resp_fd = -1;
+	body.buf = text;
+	body.len = strlen(text);
+	body.fd = -1;
+	if (key == NULL || http_request("POST", al.set.webhook_url, hdrs,
+	    &body, &o, webhook_done, key) == NULL) {
+		metric_inc(al.m_sink_fail);
+		log_warnx("alert: webhook: cannot start the request");
+		free(key);
+	}
+	free(text);
+}
+
+static void
+child_free(struct child *c)
+{
+	int	i;
+
+	for (i = 0; i < EXEC_RUNNING_MAX; i++)
+		if (al.kids[i] == c)
+			al.kids[i] = NULL;
+	if (c->ev_exit != NULL)
+		event_free(c->ev_exit);
+	if (c->ev_timeout != NULL)
+		event_free(c->ev_timeout);
+	if (c->pidfd != -1)
+		close(c->pidfd);
+	free(c);
+}
+
+static void
+child_exited(evutil_socket_t fd, short ev, void *arg)
+{
+	struct child	*c = arg;
+	int		 status = 0;
+
+	(void)fd;
+	(void)ev;
+	while (waitpid(c->pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		metric_inc(al.m_sink_fail);
+		if (WIFSIGNALED(status))
+			log_warnx("alert %s: exec: killed by signal %d%s",
+			    c->key, WTERMSIG(status), WTERMSIG(status) ==
+			    SIGKILL ? " (timeout?)" : "");
+		else
+			log_warnx("alert %s: exec: exit status %d", c->key,
+			    WEXITSTATUS(status));
+	}
+	child_free(c);
+}
+
+static void
+child_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct child	*c = arg;
+
+	(void)fd;
+	(void)ev;
+	log_warnx("alert %s: exec: still running after %lld ms: killed",
+	    c->key, (long long)al.set.exec_timeout_ms);
+	(void)killpg(c->pid, SIGKILL);
+}
+
+/*
+ * Run the exec sink: argv split at blanks (no shell, no quoting), a
+ * cleared environment with the alert in ERMD_ALERT_*, the alert's JSON on
+ * stdin, stdout and stderr to /dev/null, in a process group of its own
+ * that is killed after exec_timeout_ms.
+ */
+static void
+exec_sink(const json_t *a)
+{
+	struct timeval	 tv;
+	struct child	*c;
+	char		*copy, *argv[EXEC_ARGS_MAX + 1], *tok, *save;
+	char		*envp[8], *text, buf[4096];
+	int		 argc = 0, slot, p[2] = { -1, -1 }, devnull, i, n = 0;
+	pid_t		 pid;
+
+	if (al.set.exec == NULL)
+		return;
+	for (slot = 0; slot < EXEC_RUNNING_MAX && al.kids[slot] != NULL; slot++)
+		;
+	if (slot == EXEC_RUNNING_MAX) {
+		metric_inc(al.m_sink_fail);
+		log_warnx("alert: exec: %d already running; not run",
+		    EXEC_RUNNING_MAX);
+		return;
+	}
+	if ((copy = strdup(al.set.exec)) == NULL)
+		return;
+	for (tok = strtok_r(copy, " \t", &save); tok != NULL &&
+	    argc < EXEC_ARGS_MAX; tok = strtok_r(NULL, " \t", &save))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	text = json_text(a);
+	memset(envp, 0, sizeof(envp));
+	envp[n++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin");
+	snprintf(buf, sizeof(buf), "ERMD_ALERT_KIND=%s",
+	    json_string_value(json_object_get(a, "kind")));
+	envp[n++] = strdup(buf);
+	snprintf(buf, sizeof(buf), "ERMD_ALERT_KEY=%s",
+	    json_string_value(json_object_get(a, "key")));
+	envp[n++] = strdup(buf);
+	snprintf(buf, sizeof(buf), "ERMD_ALERT_SEVERITY=%s",
+	    json_string_value(json_object_get(a, "severity")));
+	envp[n++] = strdup(buf);
+	snprintf(buf, sizeof(buf), "ERMD_ALERT_MESSAGE=%s",
+	    json_string_value(json_object_get(a, "message")));
+	envp[n++] = strdup(buf);
+	for (i = 0; i < n; i++)
+		if (envp[i] == NULL)
+			goto out;
+	if (argc == 0 || text == NULL || pipe2(p, O_CLOEXEC) == -1)
+		goto out;
+	if ((devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)) == -1)
+		goto out;
+	switch (pid = fork()) {
+	case -1:
+		close(devnull);
+		goto out;
+	case 0:
+		/* Async-signal-safe calls only: the daemon has threads. */
+		(void)setpgid(0, 0);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		(void)signal(SIGPIPE, SIG_DFL);
+		if (dup2(p[0], 0) == -1 || dup2(devnull, 1) == -1 ||
+		    dup2(devnull, 2) == -1)
+			_exit(126);
+		(void)syscall(SYS_close_range, 3, ~0U, 0);
+		execve(argv[0], argv, envp);
+		_exit(127);
+	}
+	close(devnull);
+	(void)setpgid(pid, pid);
+	close(p[0]);
+	p[0] = -1;
+	/* A small alert fits the pipe's buffer; a reader that never reads
+	 * does not block the loop. */
+	(void)fcntl(p[1], F_SETFL, O_NONBLOCK);
+	if (write(p[1], text, strlen(text)) == -1) {
+		/* the program ignores its input: fine */
+	}
+	close(p[1]);
+	p[1] = -1;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		(void)killpg(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		goto out;
+	}
+	c->pid = pid;
+	c->pidfd = -1;
+	snprintf(c->key, sizeof(c->key), "%s",
+	    json_string_value(json_object_get(a, "key")));
+	tv.tv_sec = (time_t)(al.set.exec_timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(al.set.exec_timeout_ms % 1000) * 1000;
+	if ((c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1 ||
+	    (c->ev_exit = event_new(al.base, c->pidfd, EV_READ, child_exited,
+	    c)) == NULL || (c->ev_timeout = evtimer_new(al.base,
+	    child_timeout, c)) == NULL || event_add(c->ev_exit, NULL) == -1 ||
+	    evtimer_add(c->ev_timeout, &tv) == -1) {
+		(void)killpg(pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		child_free(c);
+		goto out;
+	}
+	al.kids[slot] = c;
+out:
+	if (p[0] != -1)
+		close(p[0]);
+	if (p[1] != -1)
+		close(p[1]);
+	for (i = 0; i < n; i++)
+		free(envp[i]);
+	free(text);
+	free(copy);
+}
+
+/* ---- raising ------------------------------------------------------------ */
+
+/* 1 when key was raised within dedup_ms; else remember it now. */
+static int
+deduplicated(const char *key, uint64_t now)
+{
+	struct hnode	*n, *next;
+	struct seen	*s;
+	size_t		 bucket = 0;
+
+	if ((n = htab_find(&al.seen, key, strlen(key))) != NULL) {
+		s = HTAB_ENTRY(n, struct seen, node);
+		if (now < s->at + (uint64_t)al.set.dedup_ms)
+			return (1);
+		s->at = now;
+		return (0);
+	}
+	if (al.seen.n >= DEDUP_KEYS_MAX) {
+		/* Forget the keys whose window has passed. */
+		for (n = htab_next(&al.seen, NULL, &bucket); n != NULL;
+		    n = next) {
+			next = htab_next(&al.seen, n, &bucket);
+			s = HTAB_ENTRY(n, struct seen, node);
+			if (now >= s->at + (uint64_t)al.set.dedup_ms) {
+				htab_remove(&al.seen, n);
+				free(s->key);
+				free(s);
+			}
+		}
+		if (al.seen.n >= DEDUP_KEYS_MAX)
+			return (0);	/* raise, without remembering */
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->key = strdup(key)) == NULL) {
+		free(s);
+		return (0);
+	}
+	s->at = now;
+	if (htab_insert(&al.seen, &s->node, s->key, strlen(s->key)) == -1) {
+		free(s->key);
+		free(s);
+	}
+	return (0);
+}
+
+int
+alert_raise(const char *kind, const char *key, const char *severity,
+    const char *message, json_t *details)
+{
+	char		 id[UUID_STRLEN + 1];
+	uint64_t	 now = clock_now_ms();
+	json_t		*a;
+
+	if (!al.running || deduplicated(key, now)) {
+		if (al.running)
+			metric_inc(al.m_suppressed);
+		json_decref(details);
+		return (0);
+	}
+	uuid7(id);
+	a = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:o}", "id", id, "at",
+	    (json_int_t)now, "key", key, "kind", kind, "severity", severity,
+	    "message", message, "details", details != NULL ? details :
+	    json_object());
+	if (a == NULL)
+		return (0);
+	log_warnx("alert %s (%s): %s", key, severity, message);
+	metric_inc(metrics_series(al.m_total, kind));
+	events_emit(EV_ALERT, json_deep_copy(a));
+	store_alert(a);
+	webhook(a);
+	exec_sink(a);
+	json_decref(a);
+	return (1);
+}
+
+static void
+forward_alert(const char *kind, const char *key, const char *severity,
+    const char *message, json_t *details)
+{
+	(void)alert_raise(kind, key, severity, message, details);
+}
+
+void
+alerts_escalate(const struct op *op, const char *category)
+{
+	char	key[400], msg[512];
+
+	snprintf(key, sizeof(key), "escalate:%s", op->operation);
+	snprintf(msg, sizeof(msg), "%s escalated after %d attempt%s: %s",
+	    op->operation, op->attempts, op->attempts == 1 ? "" : "s",
+	    category);
+	(void)alert_raise("escalate", key, "critical", msg, json_pack(
+	    "{s:s, s:s, s:i, s:s}", "op", op->id, "operation", op->operation,
+	    "attempts", op->attempts, "category", category));
+}
+
+void
+alerts_breaker_opened(const char *name, const char *reason)
+{
+	char	key[200], msg[300];
+
+	snprintf(key, sizeof(key), "breaker_open:%s", name);
+	snprintf(msg, sizeof(msg), "breaker %s opened (%s)", name, reason);
+	(void)alert_raise("breaker_open", key, "error", msg,
+	    json_pack("{s:s, s:s}", "breaker", name, "reason", reason));
+}
+
+/* Count a stored error in its second; alert when the minute has too many. */
+static void
+error_stored(const struct error_report *r)
+{
+	uint64_t	sec = clock_now_ms() / 1000, total = 0;
+	int		i, slot = (int)(sec % 60);
+	char		msg[200];
+
+	(void)r;
+	if (al.rate_sec[slot] != sec) {
+		al.rate_sec[slot] = sec;
+		al.rate_n[slot] = 0;
+	}
+	al.rate_n[slot]++;
+	if (al.set.error_rate_per_min == 0)
+		return;
+	for (i = 0; i < 60; i++)
+		if (al.rate_sec[i] + 60 > sec)
+			total += al.rate_n[i];
+	if (total <= (uint64_t)al.set.error_rate_per_min)
+		return;
+	snprintf(msg, sizeof(msg), "%llu errors in the last minute (limit "
+	    "%lld)", (unsigned long long)total,
+	    (long long)al.set.error_rate_per_min);
+	(void)alert_raise("error_rate", "error_rate", "warning", msg,
+	    json_pack("{s:I, s:I}", "errors", (json_int_t)total, "limit",
+	    (json_int_t)al.set.error_rate_per_min));
+}
+
+void
+alerts_start(struct event_base *base)
+{
+	static const char *const lk[] = { "kind", NULL };
+	static const char *const kinds[] = { "escalate", "breaker_open",
+	    "error_rate", "forward_paused", "forward_dead_letter", NULL };
+	static const char *const ls[] = { "sink", NULL };
+	int			 i;
+
+	al.base = base;
+	htab_init(&al.seen);
+	if (http_init(base) == -1)
+		fatalx("alerts: cannot start the HTTP client");
+	al.http_up = 1;
+	al.m_total = metrics_family("ermd_alerts_total", "Alerts raised, by "
+	    "kind.", METRIC_COUNTER, lk);
+	for (i = 0; kinds[i] != NULL; i++)
+		(void)metrics_series(al.m_total, kinds[i]);
+	al.m_suppressed = metrics_series(metrics_family(
+	    "ermd_alerts_suppressed_total", "Alerts not raised again within "
+	    "dedup_ms of the same key.", METRIC_COUNTER, NULL));
+	al.m_sink_fail = metrics_series(metrics_family(
+	    "ermd_alert_sink_failures_total", "Webhook or exec deliveries "
+	    "of alerts that failed.", METRIC_COUNTER, ls), "any");
+	errors_on_stored(error_stored);
+	forward_set_alert(forward_alert);
+	al.running = 1;
+}
+
+void
+alerts_stop(void)
+{
+	struct hnode	*n, *next;
+	struct seen	*s;
+	size_t		 bucket = 0;
+	int		 i;
+
+	al.running = 0;
+	forward_set_alert(NULL);
+	errors_on_stored(NULL);
+	for (i = 0; i < EXEC_RUNNING_MAX; i++)
+		if (al.kids[i] != NULL) {
+			(void)killpg(al.kids[i]->pid, SIGKILL);
+			while (waitpid(al.kids[i]->pid, NULL, 0) == -1 &&
+			    errno == EINTR)
+				;
+			child_free(al.kids[i]);
+		}
+	for (n = htab_next(&al.seen, NULL, &bucket); n != NULL; n = next) {
+		next = htab_next(&al.seen, n, &bucket);
+		s = HTAB_ENTRY(n, struct seen, node);
+		htab_remove(&al.seen, n);
+		free(s->key);
+		free(s);
+	}
+	htab_free(&al.seen);
+	if (al.http_up) {
+		http_shutdown();
+		al.http_up = 0;
+	}
+}

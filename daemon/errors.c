@@ -1,0 +1,677 @@
+/* Error tracking: storage, counters and retention of reports; see errors.h. */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "config.h"
+#include "erm_proto.h"
+#include "errors.h"
+#include "events.h"
+#include "forward.h"
+#include "log.h"
+#include "metrics.h"
+#include "report.h"
+#include "store.h"
+
+#define PRUNE_BATCH	10000	/* rows deleted per job, so others wait little */
+
+const char *const severity_names[] = {
+	"info", "warning", "error", "critical", NULL
+};
+
+struct settings {
+	int64_t	max_age_ms;
+	int64_t	max_rows;
+	int64_t	prune_interval_ms;
+};
+
+static const struct option_row {
+	const char	*key;
+	int64_t		 min, max, def;
+	size_t		 off;
+} options[] = {
+	{ "max_age_ms", 0, INT64_C(3153600000000), INT64_C(2592000000),
+	    offsetof(struct settings, max_age_ms) },
+	{ "max_rows", 0, INT64_C(1000000000), 1000000,
+	    offsetof(struct settings, max_rows) },
+	{ "prune_interval_ms", 0, INT64_C(86400000), 60000,
+	    offsetof(struct settings, prune_interval_ms) },
+};
+#define NOPTIONS	(sizeof(options) / sizeof(options[0]))
+
+static const char *const errors_keys[] = {
+	"max_age_ms", "max_rows", "prune_interval_ms", NULL
+};
+
+/* Module state; loop thread only. */
+static struct {
+	struct settings		 set;
+	struct htab		 pending;	/* reports being written, by id */
+	uint64_t		 total[CAT_COUNT];
+	struct metric		*m_total[CAT_COUNT];
+	struct clock_timer	*prune_timer;
+	int64_t			 prune_every;
+	int			 pruning;
+	int			 running;
+	void			(*on_stored)(const struct error_report *);
+} er;
+
+/* ---- config ------------------------------------------------------------- */
+
+static int
+parse_i64(const char *s, int64_t *out)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (s[0] == '\0' || *end != '\0' || errno != 0)
+		return (-1);
+	*out = v;
+	return (0);
+}
+
+static const struct option_row *
+find_option(const char *key)
+{
+	size_t	i;
+
+	for (i = 0; i < NOPTIONS; i++)
+		if (strcmp(options[i].key, key) == 0)
+			return (&options[i]);
+	return (NULL);
+}
+
+static int
+errors_check(const char *section, const char *key, const char *value,
+    char *err, size_t errsz)
+{
+	const struct option_row	*o;
+	int64_t			 v;
+
+	(void)section;
+	if ((o = find_option(key)) == NULL)
+		return (-1);
+	if (parse_i64(value, &v) == -1) {
+		snprintf(err, errsz, "%s: '%s' is not an integer", key, value);
+		return (-1);
+	}
+	if (v < o->min || v > o->max) {
+		snprintf(err, errsz, "%s: %lld is out of range (%lld to %lld)",
+		    key, (long long)v, (long long)o->min, (long long)o->max);
+		return (-1);
+	}
+	return (0);
+}
+
+static void
+defaults(void)
+{
+	size_t	i;
+
+	for (i = 0; i < NOPTIONS; i++)
+		*(int64_t *)((char *)&er.set + options[i].off) = options[i].def;
+}
+
+static void
+arm_prune(void)
+{
+	if (er.prune_timer == NULL)
+		return;
+	if (er.set.prune_interval_ms > 0)
+		clock_timer_after(er.prune_timer,
+		    (uint64_t)er.set.prune_interval_ms);
+	else
+		clock_timer_cancel(er.prune_timer);
+	er.prune_every = er.set.prune_interval_ms;
+}
+
+static void
+errors_apply(const struct config *cfg)
+{
+	const struct option_row	*o;
+	size_t			 i;
+	int64_t			 v;
+
+	defaults();
+	for (i = 0; i < cfg->nentries; i++)
+		if (strcmp(cfg->entries[i].section, "errors") == 0 &&
+		    (o = find_option(cfg->entries[i].key)) != NULL &&
+		    parse_i64(cfg->entries[i].value, &v) == 0)
+			*(int64_t *)((char *)&er.set + o->off) = v;
+	if (er.running && er.set.prune_interval_ms != er.prune_every)
+		arm_prune();
+}
+
+void
+errors_register(void)
+{
+	static const struct config_kind	kind = {
+		"errors", 0, errors_check, errors_keys, errors_apply
+	};
+
+	config_register_kind(&kind);
+	defaults();
+}
+
+/* ---- reports ------------------------------------------------------------ */
+
+struct error_report *
+error_report_new(const char *id)
+{
+	struct error_report	*r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return (NULL);
+	if (id != NULL)
+		snprintf(r->id, sizeof(r->id), "%s", id);
+	else
+		uuid7(r->id);
+	r->at = (int64_t)clock_now_ms();
+	r->severity = SEV_ERROR;
+	return (r);
+}
+
+void
+error_report_free(struct error_report *r)
+{
+	struct error_waiter	*w;
+
+	if (r == NULL)
+		return;
+	while ((w = r->waiters) != NULL) {
+		r->waiters = w->next;
+		free(w);
+	}
+	free(r->operation);
+	free(r->message);
+	free(r->path);
+	free(r->context);
+	free(r->error);
+	free(r->row);
+	free(r);
+}
+
+json_t *
+error_report_result(const struct error_report *r)
+{
+	return (json_pack("{s:s, s:s, s:{s:s, s:s?}, s:I}", "id", r->id,
+	    "category", category_name(r->category), "strategy", "primary",
+	    strategy_name(r->primary), "fallback", r->fallback == STRAT_NONE ?
+	    NULL : strategy_name(r->fallback), "at", (json_int_t)r->at));
+}
+
+static int
+first_result(const struct store_row *row, void *arg)
+{
+	struct error_report	*r = arg;
+
+	r->category = category_from_name(store_row_text(row, 0));
+	r->primary = strategy_from_name(store_row_text(row, 1));
+	r->fallback = store_row_isnull(row, 2) ? STRAT_NONE :
+	    strategy_from_name(store_row_text(row, 2));
+	r->at = store_row_int(row, 3);
+	r->dup = 1;
+	return (1);
+}
+
+int
+errors_lookup(const char *id, struct error_report *r)
+{
+	r->dup = 0;
+	if (store_query(first_result, r, "SELECT category, strategy, "
+	    "fallback, at FROM errors WHERE id = ?", "t", id) == -1)
+		return (-1);
+	return (r->dup);
+}
+
+/*
+ * The writer thread's part. INSERT OR IGNORE keeps the first row of an id
+ * (the loop has checked the committed rows and the pending ones, so this
+ * is a second line of defence); a new row counts towards its category in
+ * the same transaction, so the counters survive pruning and restarts.
+ */
+static int
+report_run(struct store_tx *tx, void *arg)
+{
+	struct error_report	*r = arg;
+	const char		*fb;
+
+	fb = r->fallback == STRAT_NONE ? NULL : strategy_name(r->fallback);
+	if (store_tx_exec(tx, "INSERT OR IGNORE INTO errors (id, at, "
+	    "operation, category, strategy, fallback, matched, severity, "
+	    "message, path, context, error) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "titttttttttt",
+	    r->id, r->at, r->operation, category_name(r->category),
+	    strategy_name(r->primary), fb, r->matched,
+	    severity_names[r->severity], r->message, r->path, r->context,
+	    r->error) == -1)
+		return (-1);
+	if (store_tx_changes(tx) == 0)
+		return (store_tx_query(tx, first_result, r, "SELECT category, "
+		    "strategy, fallback, at FROM errors WHERE id = ?", "t",
+		    r->id) == -1 ? -1 : 0);
+	if (store_tx_exec(tx, "UPDATE error_counts SET n = n + 1 "
+	    "WHERE category = ?", "t", category_name(r->category)) == -1)
+		return (-1);
+	/* The outbox row commits with the error it carries. */
+	if (r->row != NULL && forward_tx_enqueue(tx, FWD_ERRORS, r->id,
+	    r->row, (int)r->severity, r->at) == -1)
+		return (-1);
+	return (0);
+}
+
+static void
+report_done(void *arg, const struct store_result *res)
+{
+	struct error_report	*r = arg;
+	struct error_waiter	*w;
+
+	htab_remove(&er.pending, &r->node);
+	if (res->ok && !r->dup) {
+		er.total[r->category]++;
+		if (er.m_total[r->category] != NULL)
+			metric_inc(er.m_total[r->category]);
+		events_emit(EV_ERROR_REPORTED, json_pack("{s:s, s:s, s:s, "
+		    "s:s, s:s?, s:I}", "id", r->id, "operation", r->operation,
+		    "category", category_name(r->category), "severity",
+		    severity_names[r->severity], "message", r->message,
+		    "at", (json_int_t)r->at));
+		if (r->row != NULL)
+			forward_enqueued(FWD_ERRORS, 1);
+		if (er.on_stored != NULL)
+			er.on_stored(r);
+	}
+	for (w = r->waiters; w != NULL; w = w->next) {
+		w->done(r, w->arg, res);
+		r->dup = 1;	/* every later waiter sees a repeat */
+	}
+	error_report_free(r);
+}
+
+int
+errors_submit(struct error_report *r, error_done_fn done, void *arg)
+{
+	struct error_waiter	*w, **wp;
+	struct error_report	*first;
+	struct hnode		*n;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		error_report_free(r);
+		return (-1);
+	}
+	w->done = done;
+	w->arg = arg;
+	/* The same id being written: wait for that write's outcome. */
+	if ((n = htab_find(&er.pending, r->id, strlen(r->id))) != NULL) {
+		first = HTAB_ENTRY(n, struct error_report, node);
+		for (wp = &first->waiters; *wp != NULL; wp = &(*wp)->next)
+			;
+		*wp = w;
+		error_report_free(r);
+		return (0);
+	}
+	r->waiters = w;
+	r->row = forward_error_row(r);
+	if (htab_insert(&er.pending, &r->node, r->id, strlen(r->id)) == -1 ||
+	    store_submit(report_run, report_done, r) == -1) {
+		if (htab_find(&er.pending, r->id, strlen(r->id)) == &r->node)
+			htab_remove(&er.pending, &r->node);
+		error_report_free(r);
+		return (-1);
+	}
+	return (0);
+}
+
+/* ---- list and stats ----------------------------------------------------- */
+
+/* New reference: the JSON of a stored text column, or NULL. */
+static json_t *
+parse_text(const char *s)
+{
+	const char	*why;
+
+	if (s == NULL)
+		return (NULL);
+	return (erm_json_parse((const uint8_t *)s, strlen(s), ERM_MAX_DEPTH,
+	    &why));
+}
+
+struct list_ctx {
+	json_t	*errors;
+	int64_t	 limit, n;
+	char	 last[UUID_STRLEN + 1];
+	int	 more;
+};
+
+static int
+list_row(const struct store_row *row, void *arg)
+{
+	struct list_ctx	*c = arg;
+	json_t		*o, *eo, *v;
+	const char	*t;
+
+	if (c->n == c->limit) {
+		c->more = 1;
+		return (1);
+	}
+	t = store_row_text(row, 0);
+	o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "id", t,
+	    "at", (json_int_t)store_row_int(row, 1), "operation",
+	    store_row_text(row, 2), "category", store_row_text(row, 3),
+	    "severity", store_row_text(row, 4), "message",
+	    store_row_isnull(row, 5) ? "" : store_row_text(row, 5),
+	    "forwarded", (int)store_row_int(row, 9));
+	if (o == NULL)
+		return (1);
+	snprintf(c->last, sizeof(c->last), "%s", t);
+	eo = parse_text(store_row_text(row, 8));
+	if (eo != NULL) {
+		if ((v = json_object_get(eo, "errno")) != NULL)
+			json_object_set(o, "errno", v);
+		if ((v = json_object_get(eo, "http_status")) != NULL)
+			json_object_set(o, "http_status", v);
+		json_decref(eo);
+	}
+	if (!store_row_isnull(row, 6))
+		json_object_set_new(o, "path",
+		    json_string(store_row_text(row, 6)));
+	if (!store_row_isnull(row, 7) && (v = parse_text(
+	    store_row_text(row, 7))) != NULL)
+		json_object_set_new(o, "context", v);
+	json_array_append_new(c->errors, o);
+	c->n++;
+	return (0);
+}
+
+static int
+seq_row(const struct store_row *row, void *arg)
+{
+	*(int64_t *)arg = store_row_int(row, 0);
+	return (1);
+}
+
+json_t *
+errors_list(const struct error_filter *f, int *notfound)
+{
+	struct list_ctx	 c;
+	int64_t		 before = INT64_MAX;
+	json_t		*out;
+
+	*notfound = 0;
+	if (f->before_id != NULL) {
+		before = -1;
+		if (store_query(seq_row, &before, "SELECT seq FROM errors "
+		    "WHERE id = ?", "t", f->before_id) == -1)
+			return (NULL);
+		if (before == -1) {
+			*notfound = 1;
+			return (NULL);
+		}
+	}
+	memset(&c, 0, sizeof(c));
+	c.limit = f->limit;
+	if ((c.errors = json_array()) == NULL)
+		return (NULL);
+	/* One statement for every combination: an absent filter binds NULL. */
+	if (store_query(list_row, &c, "SELECT id, at, operation, category, "
+	    "severity, message, path, context, error, forwarded FROM errors "
+	    "WHERE seq < ? AND at >= ? AND at <= ? "
+	    "AND (? IS NULL OR category = ?) AND (? IS NULL OR operation = ?) "
+	    "AND (? IS NULL OR severity = ?) ORDER BY seq DESC LIMIT ?",
+	    "iiitttttti", before, f->since, f->until, f->category,
+	    f->category, f->operation, f->operation, f->severity, f->severity,
+	    f->limit + 1) == -1) {
+		json_decref(c.errors);
+		return (NULL);
+	}
+	out = json_pack("{s:o}", "errors", c.errors);
+	if (out != NULL && c.more)
+		json_object_set_new(out, "next", json_string(c.last));
+	return (out);
+}
+
+static int
+count_into(const struct store_row *row, void *arg)
+{
+	json_t	*o = arg;
+
+	json_object_set_new(o, store_row_text(row, 0),
+	    json_integer((json_int_t)store_row_int(row, 1)));
+	return (0);
+}
+
+static int
+recoveries_row(const struct store_row *row, void *arg)
+{
+	int64_t	*v = arg;
+
+	v[0] = store_row_int(row, 0);
+	v[1] = store_row_int(row, 1);
+	v[2] = store_row_int(row, 2);
+	return (1);
+}
+
+#define STATS_MAX_OPERATIONS	1000
+
+json_t *
+errors_stats(int64_t window_ms)
+{
+	json_t	*out, *bycat, *byop, *bysev;
+	int64_t	 since = 0, total = 0, rec[3] = { 0, 0, 0 };
+	int	 i;
+
+	if (window_ms > 0)
+		since = (int64_t)clock_now_ms() - window_ms;
+	bycat = json_object();
+	byop = json_object();
+	bysev = json_object();
+	out = json_pack("{s:o, s:o, s:o}", "by_category", bycat,
+	    "by_operation", byop, "by_severity", bysev);
+	if (out == NULL)
+		return (NULL);
+	for (i = CAT_NONE + 1; i < CAT_COUNT; i++)
+		json_object_set_new(bycat, category_name(i), json_integer(0));
+	for (i = 0; i < SEV_COUNT; i++)
+		json_object_set_new(bysev, severity_names[i], json_integer(0));
+	if (store_query(seq_row, &total, "SELECT count(*) FROM errors "
+	    "WHERE at >= ?", "i", since) == -1 ||
+	    store_query(count_into, bycat, "SELECT category, count(*) FROM "
+	    "errors WHERE at >= ? GROUP BY category", "i", since) == -1 ||
+	    store_query(count_into, bysev, "SELECT severity, count(*) FROM "
+	    "errors WHERE at >= ? GROUP BY severity", "i", since) == -1 ||
+	    store_query(count_into, byop, "SELECT operation, count(*) AS n "
+	    "FROM errors WHERE at >= ? GROUP BY operation ORDER BY n DESC "
+	    "LIMIT ?", "ii", since, (int64_t)STATS_MAX_OPERATIONS) == -1 ||
+	    store_query(recoveries_row, rec, "SELECT count(*), "
+	    "coalesce(sum(state = 'succeeded'), 0), "
+	    "coalesce(sum(state != 'succeeded'), 0) FROM ops "
+	    "WHERE failures > 0 AND finished_at >= ?", "i", since) == -1) {
+		json_decref(out);
+		return (NULL);
+	}
+	json_object_set_new(out, "total", json_integer((json_int_t)total));
+	json_object_set_new(out, "recoveries", json_pack("{s:I, s:I, s:I, "
+	    "s:o}", "attempted", (json_int_t)rec[0], "succeeded",
+	    (json_int_t)rec[1], "failed", (json_int_t)rec[2], "rate",
+	    rec[0] == 0 ? json_integer(-1) :
+	    json_real(100.0 * (double)rec[1] / (double)rec[0])));
+	return (out);
+}
+
+uint64_t
+errors_total(void)
+{
+	uint64_t	n = 0;
+	int		i;
+
+	for (i = 0; i < CAT_COUNT; i++)
+		n += er.total[i];
+	return (n);
+}
+
+uint64_t
+errors_total_of(enum category c)
+{
+	return (c < CAT_COUNT ? er.total[c] : 0);
+}
+
+void
+errors_on_stored(void (*fn)(const struct error_report *))
+{
+	er.on_stored = fn;
+}
+
+/* ---- retention ---------------------------------------------------------- */
+
+struct prune_job {
+	int64_t	before;		/* delete rows older than this */
+	int64_t	max_rows;	/* 0: no count limit */
+	int64_t	removed;
+};
+
+static int
+prune_run(struct store_tx *tx, void *arg)
+{
+	struct prune_job	*p = arg;
+	int64_t			 n;
+
+	p->removed = 0;
+	if (p->before > 0) {
+		if (store_tx_exec(tx, "DELETE FROM errors WHERE seq IN (SELECT "
+		    "seq FROM errors WHERE at < ? ORDER BY seq LIMIT ?)", "ii",
+		    p->before, (int64_t)PRUNE_BATCH) == -1)
+			return (-1);
+		p->removed += store_tx_changes(tx);
+	}
+	if (p->max_rows > 0 && p->removed < PRUNE_BATCH) {
+		n = PRUNE_BATCH - p->removed;
+		if (store_tx_exec(tx, "DELETE FROM errors WHERE seq IN (SELECT "
+		    "seq FROM errors WHERE seq <= (SELECT seq FROM errors "
+		    "ORDER BY seq DESC LIMIT 1 OFFSET ?) ORDER BY seq LIMIT ?)",
+		    "ii", p->max_rows, n) == -1)
+			return (-1);
+		p->removed += store_tx_changes(tx);
+	}
+	return (0);
+}
+
+static void	prune_tick(void *);
+
+static void
+prune_done(void *arg, const struct store_result *res)
+{
+	struct prune_job	*p = arg;
+
+	er.pruning = 0;
+	if (!res->ok)
+		log_warnx("errors: prune: %s", res->msg);
+	else if (p->removed > 0)
+		log_debug("errors: pruned %lld", (long long)p->removed);
+	/* A full batch means more is due: go on at once, a batch a job. */
+	if (res->ok && p->removed == PRUNE_BATCH && er.running &&
+	    er.prune_timer != NULL)
+		clock_timer_after(er.prune_timer, 0);
+	free(p);
+}
+
+static void
+prune_tick(void *arg)
+{
+	struct prune_job	*p;
+	int64_t			 now = (int64_t)clock_now_ms();
+
+	(void)arg;
+	if (er.set.prune_interval_ms > 0)
+		clock_timer_after(er.prune_timer,
+		    (uint64_t)er.set.prune_interval_ms);
+	if (er.pruning || (er.set.max_age_ms == 0 && er.set.max_rows == 0))
+		return;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return;
+	p->before = er.set.max_age_ms > 0 ? now - er.set.max_age_ms : 0;
+	p->max_rows = er.set.max_rows;
+	er.pruning = 1;
+	if (store_submit(prune_run, prune_done, p) == -1) {
+		er.pruning = 0;
+		free(p);
+	}
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+static int
+counts_row(const struct store_row *row, void *arg)
+{
+	enum category	c;
+
+	(void)arg;
+	if ((c = category_from_name(store_row_text(row, 0))) != CAT_NONE)
+		er.total[c] = (uint64_t)store_row_int(row, 1);
+	return (0);
+}
+
+static void
+report_status(json_t *s)
+{
+	json_object_set_new(s, "errors_total",
+	    json_integer((json_int_t)errors_total()));
+}
+
+static void
+report_metrics(json_t *m)
+{
+	json_t	*by;
+	int	 i;
+
+	json_object_set_new(m, "total_errors",
+	    json_integer((json_int_t)errors_total()));
+	if ((by = json_object()) == NULL)
+		return;
+	for (i = CAT_NONE + 1; i < CAT_COUNT; i++)
+		json_object_set_new(by, category_name(i),
+		    json_integer((json_int_t)er.total[i]));
+	json_object_set_new(m, "errors_by_category", by);
+}
+
+static const struct reporter reporter = { report_status, report_metrics };
+
+void
+errors_start(void)
+{
+	static const char *const lc[] = { "category", NULL };
+	struct metric_family	*f;
+	int			 i;
+
+	htab_init(&er.pending);
+	if (store_query(counts_row, NULL, "SELECT category, n FROM "
+	    "error_counts", NULL) == -1)
+		log_warnx("errors: cannot read the counters");
+	f = metrics_family("ermd_errors_total", "Errors reported, by "
+	    "category.", METRIC_COUNTER, lc);
+	for (i = CAT_NONE + 1; i < CAT_COUNT && f != NULL; i++) {
+		er.m_total[i] = metrics_series(f, category_name(i));
+		metric_add(er.m_total[i], (double)er.total[i]);
+	}
+	report_register(&reporter);
+	if ((er.prune_timer = clock_timer_new(prune_tick, NULL)) == NULL)
+		fatalx("errors: out of memory");
+	er.running = 1;
+	arm_prune();
+}
+
+void
+errors_stop(void)
+{
+	er.running = 0;
+	if (er.prune_timer != NULL) {
+		clock_timer_free(er.prune_timer);
+		er.prune_timer = NULL;
+	}
+	/* Pending reports are freed by their completions (store_close). */
+}

@@ -1,0 +1,356 @@
+/*
+ * Alerts over the socket: the rules of BEHAVIOUR.md section 6 (escalate, a
+ * breaker opening, the error rate per minute; the forwarding pause is in
+ * test_forward.c), dedup on the daemon clock, and the sinks: a webhook
+ * against a local HTTP server and an exec program given the alert, killed
+ * when it outlives exec_timeout_ms.
+ */
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define PY	"/usr/bin/python3"
+
+static struct daemon	d;
+
+static const char *const manual[] = { "--manual-clock", NULL };
+
+static void
+stop(void)
+{
+	if (d.pid > 0)
+		ck_assert_int_eq(daemon_stop(&d), 0);
+}
+
+static json_t *
+call_on(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static json_t *
+call_on(int fd, const char *fmt, ...)
+{
+	char	 buf[4096];
+	va_list	 ap;
+	json_t	*r;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	r = raw_call(fd, buf);
+	if (r == NULL)
+		daemon_dump_log(&d);
+	ck_assert_msg(r != NULL, "no reply to %s", buf);
+	return (r);
+}
+
+static json_t *
+result(json_t *r)
+{
+	ck_assert_msg(reply_code(r) == 0, "error %d: %s", reply_code(r),
+	    json_string_value(json_object_get(json_object_get(r, "error"),
+	    "message")));
+	return (json_object_get(r, "result"));
+}
+
+static int
+subscribe(void)
+{
+	int	sub = raw_connect(d.sock);
+
+	json_decref(call_on(sub, "{\"id\":1,\"method\":\"events.subscribe\","
+	    "\"params\":{\"types\":[\"alert\"]}}"));
+	return (sub);
+}
+
+/* The next alert event's params (new reference), or NULL within ms. */
+static json_t *
+next_alert(int sub, int ms)
+{
+	json_t	*ev = raw_recv(sub, ms), *p;
+
+	if (ev == NULL)
+		return (NULL);
+	p = json_incref(json_object_get(ev, "params"));
+	json_decref(ev);
+	return (p);
+}
+
+static const char *
+s_of(json_t *o, const char *k)
+{
+	return (json_string_value(json_object_get(o, k)));
+}
+
+static void
+escalate_once(int fd, const char *operation)
+{
+	char	 op[64];
+	json_t	*r;
+
+	r = call_on(fd, "{\"id\":1,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"%s\"}}", operation);
+	snprintf(op, sizeof(op), "%s", s_of(result(r), "op"));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":2,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"http_status\":401}}}", op);
+	ck_assert_str_eq(s_of(result(r), "decision"), "escalate");
+	json_decref(r);
+}
+
+START_TEST(escalate_and_dedup)
+{
+	json_t	*a, *r;
+	int	 fd, sub;
+
+	daemon_start(&d, NULL, manual);
+	sub = subscribe();
+	fd = raw_connect(d.sock);
+	escalate_once(fd, "login");
+	ck_assert_ptr_nonnull(a = next_alert(sub, 5000));
+	ck_assert_str_eq(s_of(a, "kind"), "escalate");
+	ck_assert_str_eq(s_of(a, "key"), "escalate:login");
+	ck_assert_str_eq(s_of(a, "severity"), "critical");
+	ck_assert_str_eq(s_of(json_object_get(a, "details"), "category"),
+	    "AUTHENTICATION_ERROR");
+	ck_assert_int_eq(strlen(s_of(a, "id")), 36);
+	json_decref(a);
+	/* Same key within dedup_ms: not raised; another key is. */
+	escalate_once(fd, "login");
+	ck_assert_ptr_null(next_alert(sub, 300));
+	escalate_once(fd, "sync");
+	ck_assert_ptr_nonnull(a = next_alert(sub, 5000));
+	ck_assert_str_eq(s_of(a, "key"), "escalate:sync");
+	json_decref(a);
+	/* After dedup_ms (300000 by default): raised again. */
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":300000}}"));
+	escalate_once(fd, "login");
+	ck_assert_ptr_nonnull(a = next_alert(sub, 5000));
+	ck_assert_str_eq(s_of(a, "key"), "escalate:login");
+	json_decref(a);
+	r = call_on(fd, "{\"id\":1,\"method\":\"metrics.prometheus\"}");
+	ck_assert_ptr_nonnull(strstr(s_of(result(r), "text"),
+	    "ermd_alerts_total{kind=\"escalate\"} 3\n"));
+	ck_assert_ptr_nonnull(strstr(s_of(result(r), "text"),
+	    "ermd_alerts_suppressed_total 1\n"));
+	json_decref(r);
+	close(fd);
+	close(sub);
+}
+END_TEST
+
+START_TEST(breaker_opened)
+{
+	json_t	*a;
+	int	 fd, sub, i;
+
+	daemon_start(&d, NULL, manual);
+	sub = subscribe();
+	fd = raw_connect(d.sock);
+	for (i = 0; i < 5; i++)
+		json_decref(call_on(fd, "{\"id\":1,\"method\":"
+		    "\"breaker.record\",\"params\":{\"name\":\"s3\","
+		    "\"outcome\":\"failure\",\"error\":{\"errno\":"
+		    "\"ECONNRESET\"}}}"));
+	ck_assert_ptr_nonnull(a = next_alert(sub, 5000));
+	ck_assert_str_eq(s_of(a, "kind"), "breaker_open");
+	ck_assert_str_eq(s_of(a, "key"), "breaker_open:s3");
+	ck_assert_str_eq(s_of(json_object_get(a, "details"), "breaker"), "s3");
+	json_decref(a);
+	close(fd);
+	close(sub);
+}
+END_TEST
+
+START_TEST(error_rate_per_minute)
+{
+	json_t	*a;
+	int	 fd, sub, i;
+
+	daemon_start(&d, "[alerts]\nerror_rate_per_min = 5\n", manual);
+	sub = subscribe();
+	fd = raw_connect(d.sock);
+	for (i = 0; i < 5; i++)
+		json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
+		    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
+	ck_assert_ptr_null(next_alert(sub, 200));
+	/* The sixth in the same minute passes the limit; more are deduped. */
+	for (i = 0; i < 5; i++)
+		json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
+		    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
+	ck_assert_ptr_nonnull(a = next_alert(sub, 5000));
+	ck_assert_str_eq(s_of(a, "kind"), "error_rate");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(a,
+	    "details"), "errors")), 6);
+	json_decref(a);
+	ck_assert_ptr_null(next_alert(sub, 200));
+	/* A minute later the window is empty again. */
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":301000}}"));
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
+	    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
+	ck_assert_ptr_null(next_alert(sub, 200));
+	close(fd);
+	close(sub);
+}
+END_TEST
+
+/* A local HTTP server that appends each POST body, one per line. */
+static const char webhook_py[] =
+"import http.server, sys\n"
+"out = sys.argv[1]\n"
+"class H(http.server.BaseHTTPRequestHandler):\n"
+"    def do_POST(self):\n"
+"        n = int(self.headers.get('Content-Length', 0))\n"
+"        b = self.rfile.read(n)\n"
+"        with open(out, 'ab') as f:\n"
+"            f.write(self.headers.get('Content-Type', '').encode() + b' '"
+" + b + b'\\n')\n"
+"        self.send_response(204)\n"
+"        self.end_headers()\n"
+"    def log_message(self, *a):\n"
+"        pass\n"
+"s = http.server.HTTPServer(('127.0.0.1', 0), H)\n"
+"print('PORT', s.server_address[1], flush=True)\n"
+"s.serve_forever()\n";
+
+static int
+file_has(const char *path, const char *needle, int wait_ms)
+{
+	char	buf[65536];
+	FILE	*fp;
+	size_t	n;
+	int	i;
+
+	for (i = 0; i <= wait_ms / 25; i++) {
+		if ((fp = fopen(path, "r")) != NULL) {
+			n = fread(buf, 1, sizeof(buf) - 1, fp);
+			fclose(fp);
+			buf[n] = '\0';
+			if (strstr(buf, needle) != NULL)
+				return (1);
+		}
+		usleep(25000);
+	}
+	return (0);
+}
+
+START_TEST(webhook_sink)
+{
+	char	 out[256], conf[512], line[64];
+	int	 p[2], fd, port = 0, i;
+	pid_t	 pid;
+
+	daemon_prepare(&d);
+	snprintf(out, sizeof(out), "%s/webhook.out", d.dir);
+	ck_assert_int_eq(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		execl(PY, PY, "-c", webhook_py, out, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	for (i = 0; i < (int)sizeof(line) - 1; i++)
+		if (read(p[0], line + i, 1) != 1 || line[i] == '\n')
+			break;
+	line[i] = '\0';
+	close(p[0]);
+	ck_assert_int_eq(sscanf(line, "PORT %d", &port), 1);
+	snprintf(conf, sizeof(conf), "[alerts]\nwebhook_url = "
+	    "http://127.0.0.1:%d/hook\n", port);
+	daemon_start_env(&d, conf, manual, NULL, -1);
+	fd = raw_connect(d.sock);
+	escalate_once(fd, "billing");
+	ck_assert_msg(file_has(out, "\"key\":\"escalate:billing\"", 5000),
+	    "the webhook got no alert");
+	ck_assert(file_has(out, "application/json {", 0));
+	ck_assert(file_has(out, "\"kind\":\"escalate\"", 0));
+	close(fd);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+END_TEST
+
+START_TEST(exec_sink_and_timeout)
+{
+	char	 script[256], out[256], conf[1024], text[8192];
+	json_t	*r;
+	FILE	*fp;
+	int	 fd, i;
+
+	daemon_prepare(&d);
+	snprintf(script, sizeof(script), "%s/sink.sh", d.dir);
+	snprintf(out, sizeof(out), "%s/sink.out", d.dir);
+	ck_assert_ptr_nonnull(fp = fopen(script, "w"));
+	/* Sleeps for the breaker alert: the timeout must kill it. */
+	fprintf(fp, "#!/bin/sh\nout=$1\ncase \"$ERMD_ALERT_KIND\" in\n"
+	    "breaker_open) exec sleep 60;;\nesac\n"
+	    "{ echo \"kind=$ERMD_ALERT_KIND key=$ERMD_ALERT_KEY "
+	    "sev=$ERMD_ALERT_SEVERITY home=${HOME:-unset}\"; cat; echo; } "
+	    ">> \"$out\"\n");
+	fclose(fp);
+	ck_assert_int_eq(chmod(script, 0755), 0);
+	snprintf(conf, sizeof(conf), "[alerts]\nexec = %s %s\n"
+	    "exec_timeout_ms = 300\n", script, out);
+	daemon_start_env(&d, conf, manual, NULL, -1);
+	fd = raw_connect(d.sock);
+	escalate_once(fd, "deploy");
+	ck_assert_msg(file_has(out, "kind=escalate key=escalate:deploy "
+	    "sev=critical home=unset", 5000), "the exec sink did not run");
+	ck_assert(file_has(out, "\"message\":\"deploy escalated", 1000));
+	for (i = 0; i < 5; i++)
+		json_decref(call_on(fd, "{\"id\":1,\"method\":"
+		    "\"breaker.record\",\"params\":{\"name\":\"b\","
+		    "\"outcome\":\"failure\",\"error\":{\"errno\":5}}}"));
+	/* Killed after 300 ms and counted as a failed delivery. */
+	for (i = 0; i < 100; i++) {
+		r = call_on(fd, "{\"id\":1,\"method\":\"metrics.prometheus\"}");
+		snprintf(text, sizeof(text), "%s", strstr(s_of(result(r),
+		    "text"), "ermd_alert_sink_failures_total") ?
+		    strstr(s_of(result(r), "text"),
+		    "ermd_alert_sink_failures_total") : "");
+		json_decref(r);
+		if (strstr(text, "ermd_alert_sink_failures_total{sink=\"any\"} "
+		    "1\n") != NULL)
+			break;
+		usleep(50000);
+	}
+	ck_assert_int_lt(i, 100);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("alerts");
+	TCase	*tc = tcase_create("alerts");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, NULL, stop);
+	tcase_add_test(tc, escalate_and_dedup);
+	tcase_add_test(tc, breaker_opened);
+	tcase_add_test(tc, error_rate_per_minute);
+	tcase_add_test(tc, webhook_sink);
+	tcase_add_test(tc, exec_sink_and_timeout);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed ? 1 : 0);
+}

@@ -1,0 +1,244 @@
+/*
+ * The metrics of issue 4 as Prometheus sees them: the HTTP listener
+ * ([metrics] listen, off by default; GET /metrics only; bounded), and the
+ * exposition text checked by `promtool check metrics` (Debian's
+ * prometheus package; make check unpacks promtool into build/ and passes
+ * $PROMTOOL) with every family of BEHAVIOUR.md section 9 that exists so
+ * far, series at zero before anything happened.
+ */
+
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct daemon	d;
+
+static void
+stop(void)
+{
+	if (d.pid > 0)
+		ck_assert_int_eq(daemon_stop(&d), 0);
+}
+
+static int
+free_port(void)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof(sin);
+	int			fd, port;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return (port);
+}
+
+static int
+tcp_connect(int port)
+{
+	struct sockaddr_in	sin;
+	int			fd;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+/* Send req, read the whole answer (the server closes); returns its size. */
+static size_t
+http(int port, const char *req, char *out, size_t outsz)
+{
+	size_t	len = 0;
+	ssize_t	n;
+	int	fd;
+
+	out[0] = '\0';
+	if ((fd = tcp_connect(port)) == -1)
+		return (0);
+	ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	while (len + 1 < outsz && (n = read(fd, out + len,
+	    outsz - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(fd);
+	return (len);
+}
+
+static const char *const families[] = {
+	"ermd_errors_total", "ermd_recoveries_total", "ermd_breaker_state",
+	"ermd_breaker_transitions_total", "ermd_breaker_not_permitted_total",
+	"ermd_retry_decisions_total", "ermd_requests_total",
+	"ermd_request_duration_seconds", "ermd_backups_total",
+	"ermd_backup_bytes", "ermd_storage_backend_healthy",
+	"ermd_outbox_backlog", "ermd_forwarded_total",
+	"ermd_forward_failures_total", "ermd_connections",
+	"ermd_forward_dropped_total", "ermd_alerts_total", NULL
+};
+
+START_TEST(listener_and_promtool)
+{
+	static char	 out[1 << 20], big[10000];
+	char		 conf[256], req[128], path[300], cmd[1024];
+	const char	*promtool = getenv("PROMTOOL"), *body;
+	int		 port = free_port(), fds[20], i, n, fd, open_after;
+	FILE		*fp;
+	json_t		*r;
+
+	snprintf(conf, sizeof(conf), "[metrics]\nlisten = 127.0.0.1:%d\n"
+	    "[breaker.s3]\nfailure_threshold = 5\n", port);
+	daemon_start(&d, conf, NULL);
+	fd = raw_connect(d.sock);
+	r = raw_call(fd, "{\"id\":1,\"method\":\"error.report\",\"params\":"
+	    "{\"operation\":\"x\",\"errno\":\"ECONNRESET\"}}");
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	r = raw_call(fd, "{\"id\":1,\"method\":\"breaker.record\",\"params\":"
+	    "{\"name\":\"s3\",\"outcome\":\"success\"}}");
+	json_decref(r);
+
+	ck_assert_uint_gt(http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+	    out, sizeof(out)), 0);
+	ck_assert_msg(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0, "%.100s",
+	    out);
+	ck_assert_ptr_nonnull(strstr(out,
+	    "Content-Type: text/plain; version=0.0.4"));
+	ck_assert_ptr_nonnull(body = strstr(out, "\r\n\r\n"));
+	body += 4;
+	for (i = 0; families[i] != NULL; i++) {
+		snprintf(req, sizeof(req), "# TYPE %s ", families[i]);
+		ck_assert_msg(strstr(body, req) != NULL, "no family %s",
+		    families[i]);
+		snprintf(req, sizeof(req), "# HELP %s ", families[i]);
+		ck_assert_msg(strstr(body, req) != NULL, "no HELP for %s",
+		    families[i]);
+	}
+	ck_assert_ptr_nonnull(strstr(body,
+	    "ermd_errors_total{category=\"NETWORK_ERROR\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(body,
+	    "ermd_errors_total{category=\"QUOTA_EXCEEDED\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(body, "ermd_outbox_backlog 0\n"));
+
+	/* promtool, on exactly what the listener served. */
+	if (promtool != NULL && access(promtool, X_OK) == 0) {
+		snprintf(path, sizeof(path), "%s/metrics.txt", d.dir);
+		ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+		fputs(body, fp);
+		fclose(fp);
+		snprintf(cmd, sizeof(cmd), "%.500s check metrics < %s 2>&1",
+		    promtool, path);
+		ck_assert_ptr_nonnull(fp = popen(cmd, "r"));
+		n = (int)fread(big, 1, sizeof(big) - 1, fp);
+		big[n > 0 ? n : 0] = '\0';
+		ck_assert_msg(pclose(fp) == 0, "promtool check metrics:\n%s",
+		    big);
+		fprintf(stderr, "promtool check metrics: ok\n");
+	} else
+		fprintf(stderr, "promtool check metrics: skipped ($PROMTOOL "
+		    "not set; make check sets it)\n");
+
+	/* Only GET /metrics. */
+	http(port, "GET / HTTP/1.1\r\n\r\n", out, sizeof(out));
+	ck_assert_msg(strncmp(out, "HTTP/1.1 404", 12) == 0, "%.60s", out);
+	http(port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", out,
+	    sizeof(out));
+	ck_assert_msg(strncmp(out, "HTTP/1.1 405", 12) == 0, "%.60s", out);
+	http(port, "HEAD /metrics HTTP/1.1\r\n\r\n", out, sizeof(out));
+	ck_assert_msg(strncmp(out, "HTTP/1.1 200", 12) == 0, "%.60s", out);
+	ck_assert_ptr_null(strstr(out, "# TYPE"));
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "GET /metrics HTTP/1.1\r\nX: ", 26);
+	http(port, big, out, sizeof(out));
+	ck_assert_msg(strncmp(out, "HTTP/1.1 431", 12) == 0, "%.60s", out);
+
+	/* At most 16 connections: the rest are closed at once. */
+	for (i = 0; i < 20; i++)
+		ck_assert_int_ne(fds[i] = tcp_connect(port), -1);
+	usleep(200000);
+	open_after = 0;
+	for (i = 0; i < 20; i++) {
+		struct pollfd	p = { fds[i], POLLIN, 0 };
+		char		c;
+
+		if (poll(&p, 1, 0) == 1 && read(fds[i], &c, 1) == 0)
+			continue;
+		open_after++;
+	}
+	ck_assert_int_eq(open_after, 16);
+	for (i = 0; i < 20; i++)
+		close(fds[i]);
+	usleep(100000);
+	http(port, "GET /metrics HTTP/1.1\r\n\r\n", out, sizeof(out));
+	ck_assert(strncmp(out, "HTTP/1.1 200", 12) == 0);
+
+	/* Off again after a reload without it. */
+	daemon_write_conf(&d, "");
+	r = raw_call(fd, "{\"id\":1,\"method\":\"config.reload\"}");
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	ck_assert_int_eq(tcp_connect(port), -1);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/* Off by default: nothing listens, and the text is the same over the
+ * socket. */
+START_TEST(off_by_default)
+{
+	char		 out[64];
+	const char	*args[] = { "metrics", "--prometheus", NULL };
+	static char	 text[1 << 20];
+
+	daemon_start(&d, NULL, NULL);
+	ck_assert_uint_eq(http(9464, "GET /metrics HTTP/1.1\r\n\r\n", out,
+	    sizeof(out)) == 0 || strstr(out, "ermd") == NULL, 1);
+	ck_assert_int_eq(ermctl(&d, text, sizeof(text), args), 0);
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE ermd_errors_total counter"));
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("errors_metrics");
+	TCase	*tc = tcase_create("errors_metrics");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, NULL, stop);
+	tcase_add_test(tc, listener_and_promtool);
+	tcase_add_test(tc, off_by_default);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed ? 1 : 0);
+}
