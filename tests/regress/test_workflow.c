@@ -1,0 +1,1117 @@
+/*
+ * Workflows over the socket: sequential and parallel runs, failure and
+ * compensation in both orders, failing compensations, retries and
+ * breakers, timeouts that kill a whole process group, argv that no shell
+ * sees, client steps (and a client that goes away), and crash-resume under
+ * kill -9 at random moments.
+ */
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <check.h>
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct daemon	d;
+static char		root[192];
+static char		p_buf[4096];
+
+static const char *const manual[] = { "--manual-clock", NULL };
+
+static void
+stop(void)
+{
+	if (d.pid > 0)
+		ck_assert_int_eq(daemon_stop(&d), 0);
+}
+
+static void
+start_conf(const char *const *args, const char *extra)
+{
+	char	conf[1024];
+
+	memset(&d, 0, sizeof(d));
+	d.pass_fd = -1;
+	daemon_prepare(&d);
+	snprintf(root, sizeof(root), "%s/root", d.dir);
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	snprintf(conf, sizeof(conf), "%s\n[root.t]\npath = %s\n", extra,
+	    root);
+	daemon_start_env(&d, conf, args, NULL, -1);
+}
+
+static void
+start(const char *const *args)
+{
+	start_conf(args, "");
+}
+
+static json_t *
+call_on(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static json_t *
+call_on(int fd, const char *fmt, ...)
+{
+	char	 buf[16384];
+	va_list	 ap;
+	json_t	*r;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	r = raw_call(fd, buf);
+	if (r == NULL)
+		daemon_dump_log(&d);
+	ck_assert_msg(r != NULL, "no reply to %s", buf);
+	return (r);
+}
+
+static json_t *
+result(json_t *r)
+{
+	ck_assert_msg(reply_code(r) == 0, "error %d: %s", reply_code(r),
+	    json_string_value(json_object_get(json_object_get(r, "error"),
+	    "message")));
+	return (json_object_get(r, "result"));
+}
+
+/* Create a workflow from params (JSON text); returns its id (static). */
+static const char *
+create(int fd, const char *params)
+{
+	static char	 id[64];
+	json_t		*r = call_on(fd, "{\"id\":1,\"method\":\"workflow.create\","
+	    "\"params\":%s}", params);
+
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(
+	    result(r), "id")));
+	json_decref(r);
+	return (id);
+}
+
+/* workflow.wait; the reply's result (new reference). */
+static json_t *
+wait_wf(int fd, const char *id)
+{
+	json_t	*r = call_on(fd, "{\"id\":2,\"method\":\"workflow.wait\","
+	    "\"params\":{\"id\":\"%s\",\"timeout_ms\":20000}}", id);
+	json_t	*res = json_incref(result(r));
+
+	json_decref(r);
+	return (res);
+}
+
+static const char *
+wf_state(const json_t *w)
+{
+	return (json_string_value(json_object_get(w, "state")));
+}
+
+static const json_t *
+step_of(const json_t *w, const char *name)
+{
+	const json_t	*s;
+	size_t		 i;
+
+	json_array_foreach(json_object_get(w, "steps"), i, s)
+		if (strcmp(json_string_value(json_object_get(s, "name")),
+		    name) == 0)
+			return (s);
+	ck_abort_msg("no step %s", name);
+	return (NULL);
+}
+
+static const char *
+step_state(const json_t *w, const char *name)
+{
+	return (json_string_value(json_object_get(step_of(w, name), "state")));
+}
+
+static void
+slurp(const char *name, char *buf, size_t len)
+{
+	char	 path[256];
+	FILE	*f;
+	size_t	 n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	buf[0] = '\0';
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+/* An exec action that appends word to root/file. */
+static char *
+append(char *buf, size_t len, const char *word, const char *file)
+{
+	snprintf(buf, len, "{\"type\":\"exec\",\"argv\":[\"/bin/sh\",\"-c\","
+	    "\"echo %s >> %s/%s\"]}", word, root, file);
+	return (buf);
+}
+
+/* n sequential steps s1..sn appending runN / compN; step fail fails. */
+static char *
+chain(char *out, size_t len, const char *name, int n, int fail,
+    const char *extra)
+{
+	char	a[512], c[512], w[16], cw[16];
+	size_t	off;
+	int	i;
+
+	off = (size_t)snprintf(out, len, "{\"name\":\"%s\"%s,\"steps\":[",
+	    name, extra);
+	for (i = 1; i <= n; i++) {
+		snprintf(w, sizeof(w), "run%d", i);
+		snprintf(cw, sizeof(cw), "comp%d", i);
+		if (i == fail)
+			snprintf(a, sizeof(a), "{\"type\":\"exec\",\"argv\":"
+			    "[\"/bin/false\"]}");
+		else
+			append(a, sizeof(a), w, "m");
+		off += (size_t)snprintf(out + off, len - off, "%s{\"name\":"
+		    "\"s%d\",\"action\":%s,\"compensate\":%s}", i > 1 ? "," :
+		    "", i, a, append(c, sizeof(c), cw, "m"));
+	}
+	snprintf(out + off, len - off, "]}");
+	return (out);
+}
+
+START_TEST(sequential_success)
+{
+	char	 p[8192], m[256];
+	json_t	*w;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	w = wait_wf(fd, create(fd, chain(p, sizeof(p), "seq", 5, 0, "")));
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	ck_assert_str_eq(step_state(w, "s5"), "succeeded");
+	slurp("m", m, sizeof(m));
+	ck_assert_str_eq(m, "run1\nrun2\nrun3\nrun4\nrun5\n");
+	json_decref(w);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+START_TEST(failure_compensates_in_reverse)
+{
+	char	 p[8192], m[256];
+	json_t	*w;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	w = wait_wf(fd, create(fd, chain(p, sizeof(p), "f3", 5, 3, "")));
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_str_eq(step_state(w, "s1"), "compensated");
+	ck_assert_str_eq(step_state(w, "s2"), "compensated");
+	ck_assert_str_eq(step_state(w, "s3"), "failed");
+	ck_assert_str_eq(step_state(w, "s4"), "skipped");
+	ck_assert_str_eq(step_state(w, "s5"), "skipped");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(w,
+	    "error"), "step")), "s3");
+	slurp("m", m, sizeof(m));
+	ck_assert_str_eq(m, "run1\nrun2\ncomp2\ncomp1\n");
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+START_TEST(without_rollback_fails)
+{
+	char	 p[8192], m[256];
+	json_t	*w;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	w = wait_wf(fd, create(fd, chain(p, sizeof(p), "nr", 3, 2,
+	    ",\"rollback_on_failure\":false")));
+	ck_assert_str_eq(wf_state(w), "failed");
+	ck_assert_str_eq(step_state(w, "s1"), "succeeded");
+	slurp("m", m, sizeof(m));
+	ck_assert_str_eq(m, "run1\n");
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+static int
+pid_gone(pid_t pid)
+{
+	char	 path[64], buf[256], *p;
+	FILE	*f;
+	int	 zombie = 0;
+
+	if (kill(pid, 0) == -1 && errno == ESRCH)
+		return (1);
+	/* Reparented and not reaped (no init in the container): a zombie. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return (1);
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+	    (p = strrchr(buf, ')')) != NULL)
+		zombie = p[2] == 'Z' || p[2] == 'X';
+	fclose(f);
+	return (zombie);
+}
+
+static pid_t
+read_pid(const char *name)
+{
+	char	buf[64];
+	int	i;
+
+	for (i = 0; i < 500; i++) {
+		slurp(name, buf, sizeof(buf));
+		if (buf[0] != '\0' && strchr(buf, '\n') != NULL)
+			return ((pid_t)atoi(buf));
+		usleep(10000);
+	}
+	ck_abort_msg("no pid in %s", name);
+	return (-1);
+}
+
+START_TEST(parallel_failure_stops_siblings)
+{
+	char	 p[8192], m[256];
+	json_t	*w;
+	pid_t	 bg;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(p, sizeof(p), "{\"name\":\"par\",\"steps\":["
+	    "{\"name\":\"long\",\"after\":[],\"action\":{\"type\":\"exec\","
+	    "\"argv\":[\"/bin/sh\",\"-c\",\"sleep 300 & echo $! > %s/bg; "
+	    "wait\"]},\"compensate\":{\"type\":\"exec\",\"argv\":[\"/bin/sh\","
+	    "\"-c\",\"echo clong >> %s/m\"]}},"
+	    "{\"name\":\"quick\",\"after\":[],\"action\":{\"type\":\"exec\","
+	    "\"argv\":[\"/bin/sh\",\"-c\",\"echo quick >> %s/m\"]},"
+	    "\"compensate\":{\"type\":\"exec\",\"argv\":[\"/bin/sh\",\"-c\","
+	    "\"echo cquick >> %s/m\"]}},"
+	    "{\"name\":\"bad\",\"after\":[],\"action\":{\"type\":\"exec\","
+	    "\"argv\":[\"/bin/sh\",\"-c\",\"sleep 0.3; exit 3\"]}},"
+	    "{\"name\":\"never\",\"after\":[\"long\",\"quick\",\"bad\"],"
+	    "\"action\":{\"type\":\"sleep\",\"ms\":1}}]}", root, root, root,
+	    root);
+	w = wait_wf(fd, create(fd, p));
+	bg = read_pid("bg");
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_str_eq(step_state(w, "bad"), "failed");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    step_of(w, "bad"), "error"), "exit_code")), 3);
+	ck_assert_str_eq(step_state(w, "long"), "failed");
+	ck_assert_str_eq(step_state(w, "quick"), "compensated");
+	ck_assert_str_eq(step_state(w, "never"), "skipped");
+	slurp("m", m, sizeof(m));
+	ck_assert_str_eq(m, "quick\ncquick\n");
+	ck_assert_msg(pid_gone(bg), "the stopped step's child %d lives", bg);
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+START_TEST(parallel_compensation)
+{
+	char		 p[8192];
+	json_t		*w, *r;
+	struct timespec	 t0, t1;
+	double		 s;
+	int		 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(p, sizeof(p), "{\"name\":\"pc\",\"compensation\":"
+	    "\"parallel\",\"steps\":["
+	    "{\"name\":\"a\",\"after\":[],\"action\":{\"type\":\"sleep\","
+	    "\"ms\":1},\"compensate\":{\"type\":\"exec\",\"argv\":[\"/bin/sh\","
+	    "\"-c\",\"sleep 0.6\"]}},"
+	    "{\"name\":\"b\",\"after\":[],\"action\":{\"type\":\"sleep\","
+	    "\"ms\":1},\"compensate\":{\"type\":\"exec\",\"argv\":[\"/bin/sh\","
+	    "\"-c\",\"sleep 0.6\"]}},"
+	    "{\"name\":\"c\",\"after\":[],\"action\":{\"type\":\"sleep\","
+	    "\"ms\":1},\"compensate\":{\"type\":\"exec\",\"argv\":[\"/bin/sh\","
+	    "\"-c\",\"sleep 0.6\"]}},"
+	    "{\"name\":\"fail\",\"after\":[\"a\",\"b\",\"c\"],\"action\":"
+	    "{\"type\":\"exec\",\"argv\":[\"/bin/false\"]}}]}");
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.create\","
+	    "\"params\":%s}", p);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	w = wait_wf(fd, json_string_value(json_object_get(result(r), "id")));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_str_eq(step_state(w, "a"), "compensated");
+	ck_assert_str_eq(step_state(w, "b"), "compensated");
+	ck_assert_str_eq(step_state(w, "c"), "compensated");
+	/* Three 0.6 s compensations at once, not one after another. */
+	ck_assert_msg(s < 1.5, "parallel compensation took %.2f s", s);
+	json_decref(w);
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+/* s1, s2 (whose compensation fails), s3 fails. */
+static json_t *
+failing_comp(int fd, int cont)
+{
+	char	p[8192], a1[512], c1[512], a2[512];
+
+	snprintf(p, sizeof(p), "{\"name\":\"fc\",\"continue_on_compensation_"
+	    "error\":%s,\"steps\":[{\"name\":\"s1\",\"action\":%s,"
+	    "\"compensate\":%s},{\"name\":\"s2\",\"action\":%s,\"compensate\":"
+	    "{\"type\":\"exec\",\"argv\":[\"/bin/false\"]}},{\"name\":\"s3\","
+	    "\"action\":{\"type\":\"exec\",\"argv\":[\"/bin/false\"]}}]}",
+	    cont ? "true" : "false", append(a1, sizeof(a1), "run1", "m"),
+	    append(c1, sizeof(c1), "comp1", "m"),
+	    append(a2, sizeof(a2), "run2", "m"));
+	return (wait_wf(fd, create(fd, p)));
+}
+
+START_TEST(failing_compensation_stops)
+{
+	char	 m[256];
+	json_t	*w;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	w = failing_comp(fd, 0);
+	ck_assert_str_eq(wf_state(w), "failed");
+	ck_assert_str_eq(step_state(w, "s2"), "compensation_failed");
+	ck_assert_str_eq(step_state(w, "s1"), "succeeded");
+	slurp("m", m, sizeof(m));
+	ck_assert_str_eq(m, "run1\nrun2\n");
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+START_TEST(failing_compensation_continues)
+{
+	char	 m[256];
+	json_t	*w;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	w = failing_comp(fd, 1);
+	ck_assert_str_eq(wf_state(w), "failed");
+	ck_assert_str_eq(step_state(w, "s2"), "compensation_failed");
+	ck_assert_str_eq(step_state(w, "s1"), "compensated");
+	slurp("m", m, sizeof(m));
+	ck_assert_str_eq(m, "run1\nrun2\ncomp1\n");
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+START_TEST(retries_a_flaky_step)
+{
+	char	 p[8192];
+	json_t	*w;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	/* Fails twice, then succeeds: a counter in a file. */
+	snprintf(p, sizeof(p), "{\"name\":\"flaky\",\"steps\":[{\"name\":"
+	    "\"f\",\"retry\":{\"max_attempts\":5,\"base_delay_ms\":10,"
+	    "\"jitter\":\"none\"},\"action\":{\"type\":\"exec\",\"argv\":"
+	    "[\"/bin/sh\",\"-c\",\"n=$(cat %s/n 2>/dev/null || echo 0); "
+	    "n=$((n+1)); echo $n > %s/n; [ $n -ge 3 ]\"]}}]}", root, root);
+	w = wait_wf(fd, create(fd, p));
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	ck_assert_int_eq(json_integer_value(json_object_get(step_of(w, "f"),
+	    "attempts")), 3);
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+START_TEST(breaker_guards_a_step)
+{
+	char	 p[8192], m[64];
+	json_t	*w, *r;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.force\",\"params\":"
+	    "{\"name\":\"wfb\",\"state\":\"forced_open\"}}");
+	(void)result(r);
+	json_decref(r);
+	snprintf(p, sizeof(p), "{\"name\":\"br\",\"steps\":[{\"name\":\"g\","
+	    "\"breaker\":\"wfb\",\"action\":{\"type\":\"exec\",\"argv\":"
+	    "[\"/bin/sh\",\"-c\",\"echo ran >> %s/m\"]}}]}", root);
+	w = wait_wf(fd, create(fd, p));
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_str_eq(step_state(w, "g"), "failed");
+	slurp("m", m, sizeof(m));
+	ck_assert_str_eq(m, "");
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+START_TEST(timeout_kills_the_process_group)
+{
+	char	 p[8192];
+	json_t	*w, *r;
+	pid_t	 bg;
+	int	 fd;
+
+	start(manual);
+	fd = raw_connect(d.sock);
+	/* The group ignores SIGTERM: SIGKILL must follow, 5 s later. */
+	snprintf(p, sizeof(p), "{\"name\":\"to\",\"steps\":[{\"name\":\"t\","
+	    "\"timeout_ms\":200,\"action\":{\"type\":\"exec\",\"argv\":"
+	    "[\"/bin/sh\",\"-c\",\"trap '' TERM; sleep 300 & echo $! > "
+	    "%s/bg; wait; wait\"]}}]}", root);
+	create(fd, p);
+	bg = read_pid("bg");
+	r = call_on(fd, "{\"id\":3,\"method\":\"debug.advance\",\"params\":"
+	    "{\"ms\":200}}");
+	json_decref(r);
+	usleep(200000);
+	ck_assert_msg(!pid_gone(bg), "SIGTERM is ignored: %d still runs", bg);
+	r = call_on(fd, "{\"id\":3,\"method\":\"debug.advance\",\"params\":"
+	    "{\"ms\":5000}}");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":4,\"method\":\"workflow.list\",\"params\":"
+	    "{}}");
+	w = wait_wf(fd, json_string_value(json_object_get(json_array_get(
+	    json_object_get(result(r), "workflows"), 0), "id")));
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    step_of(w, "t"), "error"), "category")), "TIMEOUT_ERROR");
+	ck_assert_msg(pid_gone(bg), "orphan %d survived the timeout", bg);
+	json_decref(w);
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(argv_is_literal)
+{
+	char	 p[8192], m[64];
+	json_t	*w;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(p, sizeof(p), "{\"name\":\"lit\",\"steps\":[{\"name\":\"e\","
+	    "\"action\":{\"type\":\"exec\",\"argv\":[\"echo\",\"; touch "
+	    "%s/pwned\",\"$(touch %s/pwned2)\"],\"env\":{\"X\":\"1\"}}}]}",
+	    root, root);
+	w = wait_wf(fd, create(fd, p));
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	snprintf(m, sizeof(m), "%s", json_string_value(json_object_get(
+	    json_object_get(step_of(w, "e"), "output"), "text")));
+	ck_assert_ptr_nonnull(strstr(m, "; touch "));
+	ck_assert_int_eq(access("pwned", F_OK), -1);
+	slurp("pwned", m, sizeof(m));
+	ck_assert_int_eq(chdir(root), 0);
+	ck_assert_int_eq(access("pwned", F_OK), -1);
+	ck_assert_int_eq(access("pwned2", F_OK), -1);
+	ck_assert_int_eq(chdir("/"), 0);
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+START_TEST(file_actions)
+{
+	char	 p[8192], m[64];
+	json_t	*w;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(p, sizeof(p), "{\"name\":\"files\",\"steps\":["
+	    "{\"name\":\"mk\",\"action\":{\"type\":\"mkdir\",\"path\":\"%s/d\"}},"
+	    "{\"name\":\"w\",\"action\":{\"type\":\"write\",\"path\":\"%s/d/a\","
+	    "\"content\":\"hello\"}},"
+	    "{\"name\":\"cp\",\"action\":{\"type\":\"copy\",\"src\":\"%s/d/a\","
+	    "\"dst\":\"%s/b\"}},"
+	    "{\"name\":\"mv\",\"action\":{\"type\":\"move\",\"src\":\"%s/b\","
+	    "\"dst\":\"%s/c\"}},"
+	    "{\"name\":\"rm\",\"action\":{\"type\":\"delete\",\"path\":"
+	    "\"%s/d/a\"}}]}", root, root, root, root, root, root, root);
+	w = wait_wf(fd, create(fd, p));
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	slurp("c", m, sizeof(m));
+	ck_assert_str_eq(m, "hello");
+	slurp("d/a", m, sizeof(m));
+	ck_assert_str_eq(m, "");
+	json_decref(w);
+	/* Outside the roots: refused when the step runs. */
+	w = wait_wf(fd, create(fd, "{\"name\":\"out\",\"steps\":[{\"name\":"
+	    "\"w\",\"action\":{\"type\":\"write\",\"path\":\"/etc/ermd-x\","
+	    "\"content\":\"x\"}}]}"));
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_int_eq(access("/etc/ermd-x", F_OK), -1);
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+START_TEST(backup_and_restore_actions)
+{
+	char	 p[8192], m[64], path[256];
+	json_t	*w;
+	FILE	*f;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(path, sizeof(path), "%s/app.conf", root);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fputs("old\n", f);
+	fclose(f);
+	/* Back up, overwrite, fail: the compensation restores the file. */
+	snprintf(p, sizeof(p), "{\"name\":\"br\",\"steps\":["
+	    "{\"name\":\"b\",\"action\":{\"type\":\"backup\",\"path\":\"%s\"}},"
+	    "{\"name\":\"w\",\"action\":{\"type\":\"write\",\"path\":\"%s\","
+	    "\"content\":\"new\\n\"},\"compensate\":{\"type\":\"restore\","
+	    "\"path\":\"%s\"}},"
+	    "{\"name\":\"x\",\"action\":{\"type\":\"http\",\"method\":"
+	    "\"GET\",\"url\":\"http://127.0.0.1:1/\"}}]}", path, path, path);
+	w = wait_wf(fd, create(fd, p));
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_str_eq(step_state(w, "w"), "compensated");
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(step_of(w, "b"),
+	    "output"), "sha256"));
+	/* The refused connection is a network error. */
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    step_of(w, "x"), "error"), "category")), "NETWORK_ERROR");
+	slurp("app.conf", m, sizeof(m));
+	ck_assert_str_eq(m, "old\n");
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+/*
+ * A loopback HTTP server in a child: the first request gets 503, the
+ * others 200 "ok". Returns the port; *pid is the child.
+ */
+static int
+http_server(pid_t *pid)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+	char			 buf[4096];
+	const char		*reply;
+	int			 s, c, n = 0;
+
+	ck_assert_int_ne(s = socket(AF_INET, SOCK_STREAM, 0), -1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(s, 8), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sin, &len), 0);
+	if ((*pid = fork()) == 0) {
+		for (;;) {
+			if ((c = accept(s, NULL, NULL)) == -1)
+				_exit(1);
+			(void)read(c, buf, sizeof(buf));
+			reply = n++ == 0 ? "HTTP/1.1 503 Busy\r\nContent-Length: "
+			    "0\r\nConnection: close\r\n\r\n" : "HTTP/1.1 200 OK"
+			    "\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+			(void)write(c, reply, strlen(reply));
+			close(c);
+		}
+	}
+	close(s);
+	return (ntohs(sin.sin_port));
+}
+
+START_TEST(http_action_retries)
+{
+	char	 p[4096];
+	json_t	*w, *out;
+	pid_t	 srv;
+	int	 fd, port;
+
+	port = http_server(&srv);
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(p, sizeof(p), "{\"name\":\"web\",\"steps\":[{\"name\":"
+	    "\"h\",\"timeout_ms\":5000,\"retry\":{\"max_attempts\":3,"
+	    "\"base_delay_ms\":10,\"jitter\":\"none\"},\"action\":"
+	    "{\"type\":\"http\",\"method\":\"POST\",\"url\":"
+	    "\"http://127.0.0.1:%d/x\",\"headers\":{\"X-Test\":\"1\"},"
+	    "\"body\":\"hello\",\"expect_status\":[200,201]}}]}", port);
+	w = wait_wf(fd, create(fd, p));
+	kill(srv, SIGKILL);
+	waitpid(srv, NULL, 0);
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	ck_assert_int_eq(json_integer_value(json_object_get(step_of(w, "h"),
+	    "attempts")), 2);
+	out = json_object_get(step_of(w, "h"), "output");
+	ck_assert_int_eq(json_integer_value(json_object_get(out, "status")),
+	    200);
+	ck_assert_str_eq(json_string_value(json_object_get(out, "body")), "ok");
+	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+/* As uid 65534 (nobody), in a child: the code of creating params. */
+static int
+create_as_nobody(const char *params)
+{
+	json_t	*r;
+	pid_t	 pid;
+	int	 st, fd, code;
+
+	if ((pid = fork()) == 0) {
+		if (setgroups(0, NULL) == -1 || setgid(65534) == -1 ||
+		    setuid(65534) == -1)
+			_exit(100);
+		if ((fd = raw_connect(d.sock)) == -1)
+			_exit(101);
+		r = call_on(fd, "{\"id\":1,\"method\":\"workflow.create\","
+		    "\"params\":%s}", params);
+		code = reply_code(r);
+		_exit(code == 0 ? 0 : code == 1002 ? 2 : code == -32602 ? 3 :
+		    4);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	return (WEXITSTATUS(st));
+}
+
+START_TEST(exec_only_for_allowed_peers)
+{
+	static const char exec_wf[] = "{\"name\":\"e\",\"steps\":[{\"name\":"
+	    "\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1},\"compensate\":"
+	    "{\"type\":\"exec\",\"argv\":[\"/bin/true\"]}}]}";
+	static const char sleep_wf[] = "{\"name\":\"s\",\"steps\":[{\"name\":"
+	    "\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]}";
+
+	if (geteuid() != 0)
+		return;		/* needs to become another user */
+	start_conf(NULL, "[daemon]\nsocket_mode = 0666\n");
+	ck_assert_int_eq(chmod(d.dir, 0755), 0);
+	/* An exec compensation counts too. */
+	ck_assert_int_eq(create_as_nobody(exec_wf), 2);
+	ck_assert_int_eq(create_as_nobody(sleep_wf), 0);
+	ck_assert_int_eq(daemon_stop_keep(&d), 0);
+	daemon_write_conf(&d, "[daemon]\nsocket_mode = 0666\n"
+	    "[workflow]\nexec_allow_groups = 65534\n");
+	daemon_restart(&d);
+	ck_assert_int_eq(create_as_nobody(exec_wf), 0);
+	assert_serves(&d);
+}
+END_TEST
+
+START_TEST(limits_status_and_metrics)
+{
+	char	 p[4096];
+	json_t	*r;
+	int	 fd;
+
+	start_conf(NULL, "[workflow]\nmax_running = 1\nmax_steps = 3\n");
+	fd = raw_connect(d.sock);
+	create(fd, "{\"name\":\"slow\",\"steps\":[{\"name\":\"z\",\"action\":"
+	    "{\"type\":\"exec\",\"argv\":[\"sleep\",\"300\"]}}]}");
+	r = call_on(fd, "{\"id\":1,\"method\":\"status\"}");
+	ck_assert_int_eq(json_integer_value(json_object_get(result(r),
+	    "workflows_running")), 1);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.create\",\"params\":"
+	    "{\"name\":\"two\",\"steps\":[{\"name\":\"a\",\"action\":"
+	    "{\"type\":\"sleep\",\"ms\":1}}]}}");
+	ck_assert_int_eq(reply_code(r), 1005);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    json_object_get(r, "error"), "data"), "limit")),
+	    "workflow.max_running");
+	json_decref(r);
+	/* Not running: allowed, and still counted against max_steps. */
+	snprintf(p, sizeof(p), "{\"id\":1,\"method\":\"workflow.create\","
+	    "\"params\":{\"name\":\"four\",\"run\":false,\"steps\":["
+	    "{\"name\":\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1}},"
+	    "{\"name\":\"b\",\"action\":{\"type\":\"sleep\",\"ms\":1}},"
+	    "{\"name\":\"c\",\"action\":{\"type\":\"sleep\",\"ms\":1}},"
+	    "{\"name\":\"d\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]}}");
+	r = call_on(fd, "%s", p);
+	ck_assert_int_eq(reply_code(r), 1005);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.create\",\"params\":"
+	    "{\"name\":\"later\",\"run\":false,\"steps\":[{\"name\":\"a\","
+	    "\"action\":{\"type\":\"sleep\",\"ms\":1}}]}}");
+	ck_assert_str_eq(wf_state(result(r)), "pending");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":1,\"method\":\"metrics.get\"}");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    result(r), "workflows"), "pending")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    result(r), "workflows"), "running")), 1);
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+START_TEST(bad_graphs_are_refused)
+{
+	static const struct {
+		const char	*steps;
+		const char	*field;
+		const char	*names;
+	} bad[] = {
+		{ "[{\"name\":\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1},"
+		  "\"after\":[\"b\"]},{\"name\":\"b\",\"action\":{\"type\":"
+		  "\"sleep\",\"ms\":1},\"after\":[\"a\"]}]", "steps[0].after",
+		  "'a'" },
+		{ "[{\"name\":\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1},"
+		  "\"after\":[\"zz\"]}]", "steps[0].after", "'zz'" },
+		{ "[{\"name\":\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1}},"
+		  "{\"name\":\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]",
+		  "steps[1].name", "'a'" },
+		{ "[{\"name\":\"a\",\"action\":{\"type\":\"exec\",\"argv\":"
+		  "\"ls\"}}]", "steps[0].action.argv", "" },
+		{ "[{\"name\":\"a\",\"action\":{\"type\":\"nope\"}}]",
+		  "steps[0].action.type", "" },
+		{ "[]", "steps", "" },
+	};
+	json_t	*r, *data;
+	size_t	 i;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = call_on(fd, "{\"id\":1,\"method\":\"workflow.create\","
+		    "\"params\":{\"name\":\"x\",\"steps\":%s}}", bad[i].steps);
+		ck_assert_int_eq(reply_code(r), -32602);
+		data = json_object_get(json_object_get(r, "error"), "data");
+		ck_assert_str_eq(json_string_value(json_object_get(data,
+		    "field")), bad[i].field);
+		ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+		    data, "reason")), bad[i].names));
+		json_decref(r);
+	}
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
+	    "{\"id\":\"01900000-0000-7000-8000-000000000000\"}}");
+	ck_assert_int_eq(reply_code(r), 1001);
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+START_TEST(cancel_and_pending)
+{
+	json_t	*r, *w;
+	char	 id[64];
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(id, sizeof(id), "%s", create(fd, "{\"name\":\"p\",\"run\":"
+	    "false,\"steps\":[{\"name\":\"a\",\"action\":{\"type\":\"sleep\","
+	    "\"ms\":1}}]}"));
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
+	    "{\"id\":\"%s\"}}", id);
+	ck_assert_str_eq(wf_state(result(r)), "pending");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.run\",\"params\":"
+	    "{\"id\":\"%s\"}}", id);
+	ck_assert_str_eq(wf_state(result(r)), "running");
+	json_decref(r);
+	w = wait_wf(fd, id);
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	json_decref(w);
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.cancel\",\"params\":"
+	    "{\"id\":\"%s\"}}", id);
+	ck_assert_int_eq(reply_code(r), 1003);
+	json_decref(r);
+	/* A long step, cancelled: stopped, the step before compensated. */
+	snprintf(id, sizeof(id), "%s", create(fd, "{\"name\":\"c\",\"steps\":"
+	    "[{\"name\":\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1},"
+	    "\"compensate\":{\"type\":\"sleep\",\"ms\":1}},{\"name\":\"b\","
+	    "\"action\":{\"type\":\"exec\",\"argv\":[\"sleep\",\"300\"]}}]}"));
+	usleep(300000);
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.cancel\",\"params\":"
+	    "{\"id\":\"%s\"}}", id);
+	ck_assert_str_eq(wf_state(result(r)), "cancelled");
+	ck_assert_str_eq(step_state(result(r), "a"), "compensated");
+	ck_assert_str_eq(step_state(result(r), "b"), "failed");
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(client_steps)
+{
+	json_t	*r, *ev, *w;
+	char	 id[64];
+	int	 fd, fd2;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(id, sizeof(id), "%s", create(fd, "{\"name\":\"cl\",\"steps\":"
+	    "[{\"name\":\"mine\",\"action\":{\"type\":\"client\"}}]}"));
+	ev = raw_recv(fd, 5000);
+	ck_assert_ptr_nonnull(ev);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(ev,
+	    "params"), "type")), "workflow.step");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(ev,
+	    "params"), "step")), "mine");
+	json_decref(ev);
+	r = call_on(fd, "{\"id\":5,\"method\":\"workflow.step_result\","
+	    "\"params\":{\"id\":\"%s\",\"step\":\"mine\",\"ok\":true,"
+	    "\"output\":{\"n\":1}}}", id);
+	ck_assert(json_is_true(json_object_get(result(r), "accepted")));
+	json_decref(r);
+	w = wait_wf(fd, id);
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    step_of(w, "mine"), "output"), "n")), 1);
+	json_decref(w);
+
+	/* A client that goes away mid-step fails its step. */
+	snprintf(id, sizeof(id), "%s", create(fd, "{\"name\":\"gone\","
+	    "\"steps\":[{\"name\":\"pre\",\"action\":{\"type\":\"sleep\","
+	    "\"ms\":1},\"compensate\":{\"type\":\"sleep\",\"ms\":1}},"
+	    "{\"name\":\"mine\",\"action\":{\"type\":\"client\"}}]}"));
+	ev = raw_recv(fd, 5000);
+	ck_assert_ptr_nonnull(ev);
+	json_decref(ev);
+	close(fd);
+	fd2 = raw_connect(d.sock);
+	w = wait_wf(fd2, id);
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_str_eq(step_state(w, "mine"), "failed");
+	ck_assert_str_eq(step_state(w, "pre"), "compensated");
+	json_decref(w);
+	close(fd2);
+}
+END_TEST
+
+/* Poll workflow.get until step name is state. */
+static json_t *
+get_when(int fd, const char *id, const char *name, const char *state)
+{
+	json_t	*r;
+	int	 i;
+
+	for (i = 0; i < 500; i++) {
+		r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\","
+		    "\"params\":{\"id\":\"%s\"}}", id);
+		if (strcmp(step_state(result(r), name), state) == 0)
+			return (r);
+		json_decref(r);
+		usleep(10000);
+	}
+	ck_abort_msg("step %s never became %s", name, state);
+	return (NULL);
+}
+
+START_TEST(restart_rules)
+{
+	char	 a[64], b[64], m[64];
+	json_t	*r, *w;
+	int	 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	/* Idempotent: run again after kill -9 (attempt 2). */
+	snprintf(a, sizeof(a), "%s", create(fd, "{\"name\":\"idem\","
+	    "\"steps\":[{\"name\":\"z\",\"idempotent\":true,\"action\":"
+	    "{\"type\":\"exec\",\"argv\":[\"sleep\",\"300\"]}}]}"));
+	/* Not idempotent: failed, and the step before it compensated. */
+	snprintf(p_buf, sizeof(p_buf), "{\"name\":\"once\",\"steps\":["
+	    "{\"name\":\"pre\",\"action\":{\"type\":\"sleep\",\"ms\":1},"
+	    "\"compensate\":{\"type\":\"write\",\"path\":\"%s/undone\","
+	    "\"content\":\"yes\"}},{\"name\":\"z\",\"action\":{\"type\":"
+	    "\"exec\",\"argv\":[\"sleep\",\"300\"]}}]}", root);
+	snprintf(b, sizeof(b), "%s", create(fd, p_buf));
+	json_decref(get_when(fd, a, "z", "running"));
+	json_decref(get_when(fd, b, "z", "running"));
+	close(fd);
+	daemon_kill9(&d);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	r = get_when(fd, a, "z", "running");
+	ck_assert_int_eq(json_integer_value(json_object_get(step_of(result(r),
+	    "z"), "attempts")), 2);
+	json_decref(r);
+	w = wait_wf(fd, b);
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_str_eq(step_state(w, "z"), "failed");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+	    json_object_get(step_of(w, "z"), "error"), "message")),
+	    "restart"));
+	slurp("undone", m, sizeof(m));
+	ck_assert_str_eq(m, "yes");
+	json_decref(w);
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.cancel\","
+	    "\"params\":{\"id\":\"%s\"}}", a);
+	ck_assert_str_eq(wf_state(result(r)), "cancelled");
+	json_decref(r);
+	close(fd);
+}
+END_TEST
+
+/*
+ * kill -9 (and every fifth time SIGTERM) at random moments in 10-step
+ * workflows. Each step appends to its
+ * own marker (and its compensation to another); none is idempotent, so a
+ * step cut short by the kill must be failed and compensated, never run
+ * again, and no step that completed runs twice.
+ */
+START_TEST(crash_resume)
+{
+	char		 p[16384], a[512], c[512], w[16], m[256], id[64];
+	json_t		*res;
+	size_t		 off;
+	int		 round, i, fd, lines, n[3] = { 0, 0, 0 };
+	unsigned	 seed = (unsigned)time(NULL);
+	const char	*st;
+
+	srandom(seed);
+	start(NULL);
+	for (round = 0; round < 20; round++) {
+		off = (size_t)snprintf(p, sizeof(p), "{\"name\":\"crash%d\","
+		    "\"steps\":[", round);
+		for (i = 0; i < 10; i++) {
+			snprintf(w, sizeof(w), "r%d.%d", round, i);
+			if (i % 3 == 2)
+				/* Not a program: run again after a crash. */
+				snprintf(a, sizeof(a), "{\"type\":\"write\","
+				    "\"path\":\"%s/%s\",\"content\":\"x\\n\"}",
+				    root, w);
+			else
+				snprintf(a, sizeof(a), "{\"type\":\"exec\","
+				    "\"argv\":[\"/bin/sh\",\"-c\",\"echo x >> "
+				    "%s/%s; sleep 0.0%d\"]}", root, w, i % 4);
+			snprintf(w, sizeof(w), "c%d.%d", round, i);
+			append(c, sizeof(c), "x", w);
+			off += (size_t)snprintf(p + off, sizeof(p) - off,
+			    "%s{\"name\":\"s%d\",\"action\":%s,\"compensate\":"
+			    "%s}", i ? "," : "", i, a, c);
+		}
+		snprintf(p + off, sizeof(p) - off, "]}");
+		fd = raw_connect(d.sock);
+		snprintf(id, sizeof(id), "%s", create(fd, p));
+		close(fd);
+		usleep((useconds_t)(random() % 250000));
+		/* Every fifth restart is an orderly one. */
+		if (round % 5 == 4)
+			ck_assert_int_eq(daemon_stop_keep(&d), 0);
+		else
+			daemon_kill9(&d);
+		daemon_restart(&d);
+		fd = raw_connect(d.sock);
+		res = wait_wf(fd, id);
+		close(fd);
+		st = wf_state(res);
+		ck_assert_msg(strcmp(st, "succeeded") == 0 ||
+		    strcmp(st, "compensated") == 0 || strcmp(st, "failed") == 0,
+		    "round %d (seed %u): %s", round, seed, st);
+		for (i = 0; i < 10; i++) {
+			snprintf(w, sizeof(w), "s%d", i);
+			snprintf(a, sizeof(a), "r%d.%d", round, i);
+			slurp(a, m, sizeof(m));
+			lines = (int)(strlen(m) / 2);
+			ck_assert_msg(lines <= 1, "round %d (seed %u): step %d "
+			    "ran %d times", round, seed, i, lines);
+			if (strcmp(step_state(res, w), "succeeded") == 0 ||
+			    strcmp(step_state(res, w), "compensated") == 0)
+				ck_assert_msg(lines == 1, "round %d: step %d "
+				    "completed without running", round, i);
+			if (strcmp(step_state(res, w), "skipped") == 0 ||
+			    strcmp(step_state(res, w), "pending") == 0)
+				ck_assert_msg(lines == 0, "round %d: skipped "
+				    "step %d ran", round, i);
+			snprintf(a, sizeof(a), "c%d.%d", round, i);
+			slurp(a, m, sizeof(m));
+			ck_assert_msg(strlen(m) <= 2, "round %d: compensation "
+			    "%d ran twice", round, i);
+			if (strcmp(step_state(res, w), "compensated") == 0)
+				ck_assert_msg(strlen(m) == 2, "round %d: %d "
+				    "compensated without running", round, i);
+		}
+		n[st[0] == 's' ? 0 : st[0] == 'c' ? 1 : 2]++;
+		if (strcmp(st, "succeeded") == 0)
+			for (i = 0; i < 10; i++) {
+				snprintf(w, sizeof(w), "s%d", i);
+				ck_assert_str_eq(step_state(res, w),
+				    "succeeded");
+			}
+		json_decref(res);
+	}
+	fprintf(stderr, "crash_resume: 20 restarts (seed %u): %d succeeded, "
+	    "%d compensated, %d failed\n", seed, n[0], n[1], n[2]);
+	assert_serves(&d);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("workflow");
+	TCase	*tc = tcase_create("workflow");
+	TCase	*crash = tcase_create("crash");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, NULL, stop);
+	tcase_add_test(tc, sequential_success);
+	tcase_add_test(tc, failure_compensates_in_reverse);
+	tcase_add_test(tc, without_rollback_fails);
+	tcase_add_test(tc, parallel_failure_stops_siblings);
+	tcase_add_test(tc, parallel_compensation);
+	tcase_add_test(tc, failing_compensation_stops);
+	tcase_add_test(tc, failing_compensation_continues);
+	tcase_add_test(tc, retries_a_flaky_step);
+	tcase_add_test(tc, breaker_guards_a_step);
+	tcase_add_test(tc, timeout_kills_the_process_group);
+	tcase_add_test(tc, argv_is_literal);
+	tcase_add_test(tc, file_actions);
+	tcase_add_test(tc, backup_and_restore_actions);
+	tcase_add_test(tc, exec_only_for_allowed_peers);
+	tcase_add_test(tc, http_action_retries);
+	tcase_add_test(tc, limits_status_and_metrics);
+	tcase_add_test(tc, bad_graphs_are_refused);
+	tcase_add_test(tc, cancel_and_pending);
+	tcase_add_test(tc, client_steps);
+	tcase_add_test(tc, restart_rules);
+	suite_add_tcase(s, tc);
+	tcase_set_timeout(crash, 150);
+	tcase_add_checked_fixture(crash, NULL, stop);
+	tcase_add_test(crash, crash_resume);
+	suite_add_tcase(s, crash);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed ? 1 : 0);
+}
