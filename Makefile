@@ -11,7 +11,7 @@ DEB_PKGS = build-essential libevent-dev libjansson-dev libsqlite3-dev \
 	   pkg-config
 # Only what the test suites use on top of the build dependencies.
 DEB_TEST_PKGS = systemd redis-server clang libclang-rt-14-dev \
-	   postgresql python3-psycopg2 curl nginx openssl
+	   postgresql python3-psycopg2 curl nginx openssl mandoc
 
 WARN	 = -Wall -Wextra -Werror
 OPT	?= -O2 -g
@@ -41,7 +41,8 @@ all: $(B)/ermd $(B)/ermctl $(B)/liberm.so.1 $(B)/liberm.a $(B)/liberm.pc \
     $(EXAMPLES)
 
 .PHONY: all deps run check check-all unit regress fuzz asan bench clean format \
-	systemd-check supabase-selftest
+	systemd-check supabase-selftest promtool install uninstall man-lint \
+	install-check
 
 deps:
 	@sh .ci/deps.sh $(DEB_PKGS)
@@ -73,11 +74,11 @@ $(B)/liberm.a: $(call obj,$(PROTO_SRC) $(CLIENT_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
+PC_SED = -e 's|@PREFIX@|$(prefix)|' -e 's|@VERSION@|$(VERSION)|' \
+	 -e 's|@LIBDIR@|$(libdir)|' -e 's|@INCLUDEDIR@|$(includedir)|'
 $(B)/liberm.pc: client/liberm.pc.in Makefile
 	@mkdir -p $(B)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	    client/liberm.pc.in > $@
+	sed $(PC_SED) client/liberm.pc.in > $@
 
 $(B)/ermctl: $(call obj,$(CTL_SRC)) $(B)/liberm.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDLIBS_C)
@@ -87,9 +88,29 @@ $(B)/examples/%: docs/examples/%.c $(B)/liberm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -o $@ $< $(B)/liberm.a $(LDLIBS_C)
 
-PREFIX	   ?= /usr/local
-LIBDIR	   ?= $(PREFIX)/lib
-INCLUDEDIR ?= $(PREFIX)/include
+# Install directories, by their GNU names (make install prefix=/usr
+# DESTDIR=/tmp/stage); PREFIX, LIBDIR and INCLUDEDIR are older spellings that
+# still work. ermd reads /etc/ermd/ermd.conf (compiled in) whatever these say:
+# with another sysconfdir, start it with -c (docs/operations.md).
+PREFIX	    ?= /usr/local
+prefix	    ?= $(PREFIX)
+exec_prefix ?= $(prefix)
+bindir	    ?= $(exec_prefix)/bin
+sbindir	    ?= $(exec_prefix)/sbin
+LIBDIR	    ?= $(exec_prefix)/lib
+libdir	    ?= $(LIBDIR)
+INCLUDEDIR  ?= $(prefix)/include
+includedir  ?= $(INCLUDEDIR)
+sysconfdir  ?= /etc
+datarootdir ?= $(prefix)/share
+mandir	    ?= $(datarootdir)/man
+pkgconfigdir ?= $(libdir)/pkgconfig
+systemdsystemunitdir ?= $(or $(shell pkg-config \
+	--variable=systemdsystemunitdir systemd 2>/dev/null), \
+	$(prefix)/lib/systemd/system)
+bashcompdir ?= $(or $(shell pkg-config --variable=completionsdir \
+	bash-completion 2>/dev/null),$(datarootdir)/bash-completion/completions)
+sysusersdir ?= $(prefix)/lib/sysusers.d
 
 # ---- run -----------------------------------------------------------------
 
@@ -117,7 +138,8 @@ unit: $(UNIT_BIN)
 
 regress: all $(REGRESS_BIN)
 	@for t in $(REGRESS_BIN); do echo "== $$t"; \
-	    ERMD=$(B)/ermd ERMCTL=$(B)/ermctl $$t || exit 1; done
+	    ERMD=$(B)/ermd ERMCTL=$(B)/ermctl PROMTOOL=$(PROMTOOL) $$t || \
+	    exit 1; done
 
 # Like `make run`, `make check` first installs what is missing (as root) so
 # that it is the one command a fresh machine needs; the sub-make then sees
@@ -126,8 +148,22 @@ check:
 	@sh .ci/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS)
 	@$(MAKE) --no-print-directory check-all
 
-check-all: all unit regress systemd-check supabase-selftest fuzz
+check-all: all promtool unit regress systemd-check supabase-selftest fuzz \
+    man-lint install-check
 	@echo "make check: all suites passed"
+
+# promtool, for `promtool check metrics` in test_errors_metrics: taken
+# from Debian's prometheus package without installing it (no server);
+# unpacked outside $(B), whose *.d files are make dependencies.
+PROMTOOL = $(B)/tools/promtool
+promtool: $(PROMTOOL)
+$(PROMTOOL):
+	@mkdir -p $(B)/tools
+	t=$$(mktemp -d) && chmod 755 $$t && cd $$t && \
+	    apt-get download prometheus >/dev/null 2>&1 && \
+	    dpkg-deb -x prometheus_*.deb x && \
+	    cp x/usr/bin/promtool $(CURDIR)/$@ && cd / && rm -rf $$t
+	@test -x $@
 
 # The PostgREST-conformant endpoint the forwarder is tested against, checked
 # against its conformance points on a throwaway PostgreSQL.
@@ -155,6 +191,113 @@ fuzz:
 	    grep -aE '^(Done|#[0-9]+ +DONE)' $(B)/fuzz/log | tail -1; \
 	else echo "fuzz: clang not found, skipped"; fi
 
+# ---- install -------------------------------------------------------------
+# make install [DESTDIR=...] [prefix=...]: ermd to sbindir, ermctl to
+# bindir, liberm (real name, soname and dev links, .a, .pc), erm.h under
+# include/erm/, the units with ExecStart pointing at sbindir, the sysusers
+# entry, the man pages, the bash completion, and conf/ermd.conf to
+# sysconfdir/ermd/ unless one is there (the shipped copy also goes to
+# datarootdir/ermd/, which uninstall compares against). The Python client
+# is installed with pip when client/python, pip and setuptools are there.
+# Nothing installed names DESTDIR (tests/install-check.sh checks).
+LIBERM_REAL = liberm.so.1.0.0
+MAN_PAGES   = man/ermctl.1 man/liberm.3 man/ermd.conf.5 man/ermd.8
+# The system's Python: an install is for the system, not a pyenv or venv.
+PYTHON	   ?= $(or $(wildcard /usr/bin/python3),python3)
+# pip builds the wheel with setuptools, which before 70.1 needs wheel.
+PY_CAN_PIP  = import setuptools, pip; \
+	      int(setuptools.__version__.split(".")[0]) > 70 or __import__("wheel")
+PYDIR	   ?= client/python
+INST	    = $(B)/install
+D	    = $(DESTDIR)
+
+install: all
+	@rm -rf $(INST) && mkdir -p $(INST)
+	sed $(PC_SED) client/liberm.pc.in > $(INST)/liberm.pc
+	sed 's|^ExecStart=/usr/sbin/ermd|ExecStart=$(sbindir)/ermd|' \
+	    systemd/ermd.service > $(INST)/ermd.service
+	$(B)/ermctl completion bash > $(INST)/ermctl.bash
+	install -d $(D)$(sbindir) $(D)$(bindir) $(D)$(libdir) \
+	    $(D)$(pkgconfigdir) $(D)$(includedir)/erm \
+	    $(D)$(systemdsystemunitdir) $(D)$(sysusersdir) \
+	    $(D)$(sysconfdir)/ermd $(D)$(datarootdir)/ermd $(D)$(bashcompdir) \
+	    $(D)$(mandir)/man1 $(D)$(mandir)/man3 $(D)$(mandir)/man5 \
+	    $(D)$(mandir)/man8
+	install -m 0755 $(B)/ermd $(D)$(sbindir)/ermd
+	install -m 0755 $(B)/ermctl $(D)$(bindir)/ermctl
+	install -m 0755 $(B)/liberm.so.1 $(D)$(libdir)/$(LIBERM_REAL)
+	ln -sf $(LIBERM_REAL) $(D)$(libdir)/liberm.so.1
+	ln -sf liberm.so.1 $(D)$(libdir)/liberm.so
+	install -m 0644 $(B)/liberm.a $(D)$(libdir)/liberm.a
+	@# A real install into /usr/local/lib needs the loader's cache renewed.
+	@if [ -z "$(D)" ] && [ "$$(id -u)" -eq 0 ] && \
+	    command -v ldconfig >/dev/null; then ldconfig; fi
+	install -m 0644 $(INST)/liberm.pc $(D)$(pkgconfigdir)/liberm.pc
+	install -m 0644 client/erm.h $(D)$(includedir)/erm/erm.h
+	install -m 0644 $(INST)/ermd.service systemd/ermd.socket \
+	    $(D)$(systemdsystemunitdir)/
+	install -m 0644 systemd/ermd.sysusers $(D)$(sysusersdir)/ermd.conf
+	install -m 0644 conf/ermd.conf $(D)$(datarootdir)/ermd/ermd.conf
+	@if [ -e $(D)$(sysconfdir)/ermd/ermd.conf ]; then \
+	    echo "install: kept $(D)$(sysconfdir)/ermd/ermd.conf (the" \
+	        "shipped one is $(datarootdir)/ermd/ermd.conf)"; \
+	else echo "install -m 0644 conf/ermd.conf" \
+	        "$(D)$(sysconfdir)/ermd/ermd.conf"; \
+	    install -m 0644 conf/ermd.conf $(D)$(sysconfdir)/ermd/ermd.conf; fi
+	for m in $(MAN_PAGES); do \
+	    s=$${m##*.}; install -m 0644 $$m $(D)$(mandir)/man$$s/ || exit 1; \
+	done
+	install -m 0644 $(INST)/ermctl.bash $(D)$(bashcompdir)/ermctl
+	@if [ ! -d $(PYDIR) ]; then \
+	    echo "install: Python client skipped ($(PYDIR) not found)"; \
+	elif ! $(PYTHON) -c '$(PY_CAN_PIP)' 2>/dev/null; then \
+	    echo "install: Python client skipped (no pip, setuptools or" \
+	        "wheel for $(PYTHON))"; \
+	else set -x && $(PYTHON) -m pip install -q --no-deps --no-compile \
+	        --no-build-isolation --no-warn-script-location \
+	        --disable-pip-version-check --root-user-action=ignore \
+	        --report $(INST)/pip.json \
+	        $(if $(D),--root $(D)) --prefix $(prefix) $(PYDIR) && \
+	    $(PYTHON) .ci/pyrecord.py $(INST)/pip.json '$(D)' $(prefix) \
+	        > $(D)$(datarootdir)/ermd/python.files; fi
+
+# Removes what install put in place. sysconfdir/ermd/ermd.conf goes only
+# when it is still the shipped one; a changed config is kept.
+uninstall:
+	@if [ -f $(D)$(datarootdir)/ermd/python.files ]; then \
+	    echo "uninstall: the Python client"; \
+	    sort -r $(D)$(datarootdir)/ermd/python.files | while read -r f; do \
+	        if [ -d "$(D)$$f" ]; then rmdir "$(D)$$f" 2>/dev/null; \
+	        else rm -f "$(D)$$f"; rmdir "$$(dirname "$(D)$$f")" \
+	            2>/dev/null; fi; \
+	    done; rm -f $(D)$(datarootdir)/ermd/python.files; fi; true
+	@c=$(D)$(sysconfdir)/ermd/ermd.conf; \
+	if [ -e $$c ] && ! cmp -s $$c $(D)$(datarootdir)/ermd/ermd.conf; then \
+	    echo "uninstall: kept $$c (changed since install)"; \
+	else rm -f $$c; rmdir $(D)$(sysconfdir)/ermd 2>/dev/null; true; fi
+	rm -f $(D)$(sbindir)/ermd $(D)$(bindir)/ermctl \
+	    $(D)$(libdir)/$(LIBERM_REAL) $(D)$(libdir)/liberm.so.1 \
+	    $(D)$(libdir)/liberm.so $(D)$(libdir)/liberm.a \
+	    $(D)$(pkgconfigdir)/liberm.pc $(D)$(includedir)/erm/erm.h \
+	    $(D)$(systemdsystemunitdir)/ermd.service \
+	    $(D)$(systemdsystemunitdir)/ermd.socket \
+	    $(D)$(sysusersdir)/ermd.conf $(D)$(datarootdir)/ermd/ermd.conf \
+	    $(D)$(bashcompdir)/ermctl
+	for m in $(MAN_PAGES); do \
+	    rm -f $(D)$(mandir)/man$${m##*.}/$${m#man/}; done
+	@rmdir $(D)$(includedir)/erm $(D)$(datarootdir)/ermd 2>/dev/null; true
+
+# The man pages must be mandoc-lint clean at level warning (style messages
+# are not errors: mandoc's style checks disagree with one another).
+man-lint:
+	@mandoc -T lint -W warning $(MAN_PAGES) && echo "man-lint: ok"
+
+# Stage an install, check it, build and run a program against the staged
+# liberm.pc, uninstall; see the script. (Not $(MAKE) here: make -n would
+# run the script.)
+install-check: all
+	@B=$(B) sh tests/install-check.sh
+
 asan:
 	$(MAKE) B=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" \
@@ -169,4 +312,4 @@ format:
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(B) build-asan -name '*.d' 2>/dev/null)
+-include $(shell find $(B) build-asan -name '*.d' -type f 2>/dev/null)

@@ -44,3 +44,30 @@ bench/backup.sh: $(B)/bench/backup_load $(B)/bench/hash_only
 $(B)/bench/hash_only: bench/hash_only.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -o $@ $< -lcrypto
+
+# Errors and forwarding (bench/errors.sh): loadgen drives error.report,
+# errors_sqlite is the SQLite-alone baseline (one commit per row).
+bench-all: bench/errors.sh
+.PHONY: bench/errors.sh
+bench/errors.sh: $(B)/bench/loadgen $(B)/bench/errors_sqlite
+	@mkdir -p $(B)/bench
+	@echo "== $@"
+	@RAW=$(B)/bench/errors.raw bash $@ -b $(B)
+$(B)/bench/errors_sqlite: bench/errors_sqlite.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lsqlite3
+
+# Workflows (bench/workflow.sh): workflow_load drives ermd through liberm,
+# workflow_sqlite is the SQLite-alone baseline (one commit per transition).
+bench-all: bench/workflow.sh
+.PHONY: bench/workflow.sh
+bench/workflow.sh: $(B)/bench/workflow_load $(B)/bench/workflow_sqlite
+	@mkdir -p $(B)/bench
+	@echo "== $@"
+	@RAW=$(B)/bench/workflow.raw bash $@ -b $(B)
+$(B)/bench/workflow_load: bench/workflow_load.c $(B)/liberm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -Iclient -o $@ $< $(B)/liberm.a $(BENCH_LIBS)
+$(B)/bench/workflow_sqlite: bench/workflow_sqlite.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< -lsqlite3

@@ -10,7 +10,12 @@
  * a reply is found by its length prefix and matched by the integer "id" of
  * its outermost object, so the load generator costs about what the cheapest
  * server costs. With -r a RESP "call" is a sequence of commands sent
- * together and done when all of their replies are in.
+ * together and done when all of their replies are in. -S (RESP, -P 1) sends
+ * them one at a time instead: command k+1 goes out when the reply to command
+ * k arrives, one round trip per command, as a client that needs each answer
+ * before its next step (a Redis-backed circuit breaker: read the state, make
+ * the protected call, count its outcome) has to; the call is done, and its
+ * latency taken from the first command's write, when the last reply is in.
  *
  * Latency is CLOCK_MONOTONIC from the write() that carried a request to the
  * read() that brought its reply. After -w seconds of warm-up the counters
@@ -161,6 +166,8 @@ static size_t		 call_len;
 static int		 ncmds;
 static size_t		 key_off[MAX_ARGS];	/* where each %R% went */
 static int		 nkey_off;
+static size_t		 cmd_off[MAX_CMDS + 1];	/* where each command starts */
+static int		 sequential;		/* -S: one command per trip */
 
 /* -K / -B: keys, the fill pass, breaker pairs. */
 static uint64_t		 nkeys;		/* 0: no %R% */
@@ -185,7 +192,8 @@ usage(void)
 	    "[-P PIPELINE] [-d SECONDS]\n"
 	    "               [-w WARMUP_SECONDS] [-m REQUEST_TEMPLATE] "
 	    "[-r \"CMD ARG|CMD ARG...\"]\n"
-	    "               [-K NKEYS] [-B NBREAKERS [-n PREFIX]] [-F]\n"
+	    "               [-K NKEYS] [-B NBREAKERS [-n PREFIX]] [-F] "
+	    "[-S]\n"
 	    "               [-x SERVER_PID] [-b] [-H] [-R]\n");
 	exit(2);
 }
@@ -573,8 +581,9 @@ resp_template(const char *spec)
 		}
 		if (argc == 0)
 			continue;
-		if (++ncmds > MAX_CMDS)
+		if (ncmds == MAX_CMDS)
 			errx(2, "-r: too many commands");
+		ncmds++;
 		need = 32;
 		for (i = 0; i < argc; i++)
 			need += strlen(argv[i]) * (size_t)(key_width + 1) + 32;
@@ -583,6 +592,7 @@ resp_template(const char *spec)
 			if ((call_buf = realloc(call_buf, cap)) == NULL)
 				err(1, "realloc");
 		}
+		cmd_off[ncmds - 1] = len;
 		len += (size_t)snprintf((char *)call_buf + len, cap - len,
 		    "*%d\r\n", argc);
 		for (i = 0; i < argc; i++) {
@@ -617,6 +627,7 @@ resp_template(const char *spec)
 	if (nkeys > 0 && nkey_off == 0)
 		errx(2, "-r: -K wants %s in the commands", KEY_MARK);
 	call_len = len;
+	cmd_off[ncmds] = len;
 }
 
 /* Append one call for key at dst; returns its length. */
@@ -629,6 +640,20 @@ resp_call(uint8_t *dst, uint32_t key)
 	for (i = 0; i < nkey_off; i++)
 		put_key(dst + key_off[i], key);
 	return (call_len);
+}
+
+/* -S: append command k of the call for key at dst; returns its length. */
+static size_t
+resp_cmd(uint8_t *dst, uint32_t key, int k)
+{
+	size_t	from = cmd_off[k], to = cmd_off[k + 1];
+	int	i;
+
+	memcpy(dst, call_buf + from, to - from);
+	for (i = 0; i < nkey_off; i++)
+		if (key_off[i] >= from && key_off[i] < to)
+			put_key(dst + (key_off[i] - from), key);
+	return (to - from);
 }
 
 /*
@@ -825,7 +850,9 @@ conn_send(int ep, struct conn *c, int k, uint64_t t)
 			s->id = next_id++;
 			c->wlen += erm_request(c->wbuf + c->wlen, s->id,
 			    s->key);
-		} else
+		} else if (sequential)
+			c->wlen += resp_cmd(c->wbuf + c->wlen, s->key, 0);
+		else
 			c->wlen += resp_call(c->wbuf + c->wlen, s->key);
 		c->count++;
 	}
@@ -963,8 +990,16 @@ conn_read(int ep, struct conn *c)
 				errx(1, "RESP reply with nothing in flight");
 			/* An error anywhere in a call marks the call. */
 			c->call_err |= iserr;
-			if (++c->replies < ncmds)
+			if (++c->replies < ncmds) {
+				/* -S: the next command of the call, now. */
+				if (sequential && !stopping) {
+					conn_room(c, call_len);
+					c->wlen += resp_cmd(c->wbuf + c->wlen,
+					    c->ring[c->head].key, c->replies);
+					queued++;
+				}
 				continue;
+			}
 			complete(c, c->head, t, c->call_err);
 			c->replies = c->call_err = 0;
 			done++;
@@ -1134,6 +1169,8 @@ report(double secs, uint64_t srv_ns, uint64_t cli_ns, uint64_t busy_ns,
 	    secs > 0 ? (double)steal_ns / (secs * 1e7) : 0.0);
 	if (nkeys > 0)
 		printf(" keys=%" PRIu64 " pairs=%d", nkeys, pairs);
+	if (sequential)
+		printf(" cmds=%d sequential=1", ncmds);
 	printf("\n");
 	fflush(stdout);
 	if (errors > 0)
@@ -1154,7 +1191,7 @@ main(int argc, char *argv[])
 	int			 ch, ep, i, n, timeout, filling, mflag = 0;
 	size_t			 reqsz;
 
-	while ((ch = getopt(argc, argv, "B:bc:d:FHK:m:n:P:p:Rr:s:w:x:")) !=
+	while ((ch = getopt(argc, argv, "B:bc:d:FHK:m:n:P:p:Rr:Ss:w:x:")) !=
 	    -1) {
 		switch (ch) {
 		case 'B':
@@ -1205,6 +1242,9 @@ main(int argc, char *argv[])
 		case 'r':
 			cmds = optarg;
 			break;
+		case 'S':
+			sequential = 1;
+			break;
 		case 's':
 			sockpath = optarg;
 			break;
@@ -1223,6 +1263,8 @@ main(int argc, char *argv[])
 	if (pairs && (proto != P_ERM || mflag))
 		errx(2, "-B: breaker pairs are ermd requests of their own "
 		    "(-p erm, no -m)");
+	if (sequential && (proto != P_RESP || pipeline != 1))
+		errx(2, "-S: sequential commands are for -p resp with -P 1");
 	if (fill_pass && nkeys == 0)
 		errx(2, "-F: needs -K or -B");
 	for (k = nkeys > 0 ? nkeys - 1 : 0, key_width = 1; k >= 10; k /= 10)

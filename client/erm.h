@@ -356,6 +356,82 @@ enum erm_status	 erm_execute_with_fallback(struct erm_client *,
 		    erm_backend_fn fn, void *arg,
 		    struct erm_fallback_result *res);
 
+/*
+ * ===================================================================
+ * Workflows (PROTOCOL.md "Workflows"): the seed's create_recovery_workflow
+ * and execute_recovery_workflow, in erm_workflow.c. A workflow is built
+ * step by step and submitted; the daemon runs it, records every step, and
+ * finishes or compensates it even across a crash. Steps of type "client"
+ * run in the submitting process, through C callbacks, while
+ * erm_workflow_execute follows the workflow.
+ * ===================================================================
+ */
+
+struct erm_workflow;
+
+/*
+ * A client step's work, or its rollback. Return 0 on success (and, if
+ * wanted, set *output to a new reference to an object: the step's output)
+ * or non-zero after filling err (at least one member).
+ */
+typedef int	(*erm_step_fn)(void *arg, const char *step, json_t **output,
+		    struct erm_errinfo *err);
+/* Progress: each workflow.state and workflow.step event of the workflow
+ * (borrowed), as PROTOCOL.md describes them. */
+typedef void	(*erm_progress_fn)(void *arg, const json_t *event);
+
+/* A new, empty workflow named name; free it with erm_workflow_free. */
+enum erm_status	 erm_workflow_new(const char *name, struct erm_workflow **out);
+void		 erm_workflow_free(struct erm_workflow *);
+/*
+ * The workflow.create params being built (borrowed), for the options:
+ * rollback_on_failure, compensation, continue_on_compensation_error, run.
+ */
+json_t		*erm_workflow_params(struct erm_workflow *);
+/*
+ * Add a step the daemon runs: action and compensate (may be NULL) are
+ * action objects, stolen. after is a NULL-terminated list of step names;
+ * NULL means "after the step added before" and an empty list ({ NULL })
+ * starts a parallel branch.
+ */
+enum erm_status	 erm_workflow_add(struct erm_workflow *, const char *name,
+		    json_t *action, json_t *compensate,
+		    const char *const *after);
+/* Add a client step: fn runs it, rollback (may be NULL) undoes it. */
+enum erm_status	 erm_workflow_add_client(struct erm_workflow *,
+		    const char *name, erm_step_fn fn, erm_step_fn rollback,
+		    void *arg, const char *const *after);
+/* The step added last (borrowed), to set retry, breaker, timeout_ms or
+ * idempotent on it; NULL when there is none. */
+json_t		*erm_workflow_last_step(struct erm_workflow *);
+/* Submit (workflow.create) without following it; id gets its id. */
+enum erm_status	 erm_workflow_submit(struct erm_client *,
+		    struct erm_workflow *, char *id, size_t idlen);
+/*
+ * Submit and follow the workflow to its end: client steps are run as the
+ * daemon asks, progress (may be NULL) sees every transition, and *final
+ * is a new reference to the finished workflow (workflow.get's shape).
+ * ERM_OK whatever the final state: see erm_workflow_state(*final). The
+ * handle subscribes to the workflow events; use it for nothing else
+ * meanwhile. Closing the handle during the run fails its client steps.
+ */
+enum erm_status	 erm_workflow_execute(struct erm_client *,
+		    struct erm_workflow *, erm_progress_fn progress, void *arg,
+		    json_t **final);
+/*
+ * Follow a workflow by id until it is final (timeout_ms 0: no limit; else
+ * ERM_ETIMEDOUT after about that long). Client steps are not run here: on
+ * the creating handle they are answered as failed (no callback).
+ */
+enum erm_status	 erm_workflow_wait(struct erm_client *, const char *id,
+		    int timeout_ms, erm_progress_fn progress, void *arg,
+		    json_t **final);
+/* workflow.cancel; *final (may be NULL) as erm_workflow_wait's. */
+enum erm_status	 erm_workflow_cancel(struct erm_client *, const char *id,
+		    json_t **final);
+/* The state member of a workflow object ("" when missing). */
+const char	*erm_workflow_state(const json_t *wf);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,9 @@
 #include "ermctl.h"
 
 static int	cmd_help(struct ctl *, int, char **);
+static int	cmd_completion(struct ctl *, int, char **);
+/* ermctl_completion.c */
+int		ctl_completion_bash(FILE *, const struct ctl_cmd *, size_t);
 
 /*
  * The commands. A new family (breaker, classify, run, errors, backup,
@@ -53,6 +56,12 @@ static const struct ctl_cmd ctl_cmds[] = {
 	    "[--message M]",
 	    "show the category and strategy the daemon gives an error",
 	    cmd_classify },
+	{ "errors", NULL, "[--since D] [--category C] [--op O] "
+	    "[--severity S] [--limit N] [--follow]",
+	    "list recorded errors, newest first (--follow: then as they come)",
+	    cmd_errors },
+	{ "stats", NULL, "[--window D]",
+	    "show error counts and the recovery rate", cmd_stats },
 	{ "run", NULL, "[--op NAME] [--breaker B] [--policy P] "
 	    "[--timeout D] [--backup PATH]... -- CMD...",
 	    "run a command, retried as the daemon decides", cmd_run },
@@ -86,6 +95,22 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "oplog", NULL, "[--path FILE] [--limit N]",
 	    "show the audit trail of backups, restores and prunes",
 	    cmd_oplog },
+	{ "workflow", "submit", "[--wait] FILE.json",
+	    "create a workflow from FILE (workflow.create params; - is stdin)",
+	    cmd_workflow_submit },
+	{ "workflow", "list", "[--state STATE] [--limit N]",
+	    "list workflows, newest first", cmd_workflow_list },
+	{ "workflow", "show", "ID",
+	    "show one workflow and its steps", cmd_workflow_show },
+	{ "workflow", "cancel", "ID",
+	    "cancel a workflow; show it once it has stopped",
+	    cmd_workflow_cancel },
+	{ "workflow", "watch", "ID",
+	    "follow a workflow's steps live until it ends (exit status: "
+	    "0 succeeded, 1 failed, 4 compensated, 5 cancelled)",
+	    cmd_workflow_watch },
+	{ "completion", "bash", "",
+	    "print a bash completion script (source it)", cmd_completion },
 	{ "help", NULL, "",
 	    "show this help", cmd_help },
 };
@@ -360,6 +385,19 @@ cmd_help(struct ctl *ctx, int argc, char **argv)
 	if ((r = ctl_no_args(ctx, argc, argv)) != -1)
 		return (r);
 	usage(stdout);
+	return (CTL_EXIT_OK);
+}
+
+/* The completion script is generated from ctl_cmds, so it lives here. */
+static int
+cmd_completion(struct ctl *ctx, int argc, char **argv)
+{
+	int	r;
+
+	if ((r = ctl_no_args(ctx, argc, argv)) != -1)
+		return (r);
+	if (ctl_completion_bash(stdout, ctl_cmds, NCMDS) == -1)
+		return (CTL_EXIT_FAILED);
 	return (CTL_EXIT_OK);
 }
 

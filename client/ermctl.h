@@ -113,6 +113,10 @@ int		 cmd_storage_check(struct ctl *, int, char **);
 int		 cmd_storage_put(struct ctl *, int, char **);
 int		 cmd_storage_get(struct ctl *, int, char **);
 
+/* ermctl_errors.c: recorded errors (issue 4) */
+int		 cmd_errors(struct ctl *, int, char **);
+int		 cmd_stats(struct ctl *, int, char **);
+
 /* ermctl_backup.c: backup and oplog commands */
 int		 cmd_backup_create(struct ctl *, int, char **);
 int		 cmd_backup_list(struct ctl *, int, char **);
@@ -121,5 +125,12 @@ int		 cmd_backup_restore(struct ctl *, int, char **);
 int		 cmd_backup_verify(struct ctl *, int, char **);
 int		 cmd_backup_prune(struct ctl *, int, char **);
 int		 cmd_oplog(struct ctl *, int, char **);
+
+/* ermctl_workflow.c: workflow commands */
+int		 cmd_workflow_submit(struct ctl *, int, char **);
+int		 cmd_workflow_list(struct ctl *, int, char **);
+int		 cmd_workflow_show(struct ctl *, int, char **);
+int		 cmd_workflow_cancel(struct ctl *, int, char **);
+int		 cmd_workflow_watch(struct ctl *, int, char **);
 
 #endif

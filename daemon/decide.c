@@ -9,6 +9,7 @@
 #include <string.h>
 
 
+#include "alerts.h"
 #include "clock.h"
 #include "config.h"
 #include "conn.h"
@@ -612,6 +613,8 @@ on_transition(void *arg, const struct breaker *b, enum breaker_state from,
 	events_emit(EV_BREAKER_STATE, json_pack("{s:s, s:s, s:s, s:s}",
 	    "name", breaker_name(b), "from", breaker_state_name(from), "to",
 	    breaker_state_name(to), "reason", reason));
+	if (to == BRK_OPEN)
+		alerts_breaker_opened(breaker_name(b), reason);	/* issue 4 */
 }
 
 static void

@@ -32,6 +32,9 @@ static const struct ermd_method methods[] = {
 	{ "config.reload",	M_ADMIN,	m_config_reload },
 	{ "debug.advance",	M_DEBUG,	m_debug_advance },
 	{ "error.classify",	0,		m_error_classify },
+	{ "error.list",		0,		m_error_list },
+	{ "error.report",	0,		m_error_report },
+	{ "error.stats",	0,		m_error_stats },
 	{ "events.subscribe",	0,		m_events_subscribe },
 	{ "hello",		0,		m_hello },
 	{ "metrics.get",	0,		m_metrics_get },
@@ -51,6 +54,13 @@ static const struct ermd_method methods[] = {
 	{ "storage.report",	0,		m_storage_report },
 	{ "storage.select",	0,		m_storage_select },
 	{ "storage.status",	0,		m_storage_status },
+	{ "workflow.cancel",	0,		m_workflow_cancel },
+	{ "workflow.create",	0,		m_workflow_create },
+	{ "workflow.get",	0,		m_workflow_get },
+	{ "workflow.list",	0,		m_workflow_list },
+	{ "workflow.run",	0,		m_workflow_run },
+	{ "workflow.step_result", 0,		m_workflow_step_result },
+	{ "workflow.wait",	0,		m_workflow_wait },
 };
 #define NMETHODS	(sizeof(methods) / sizeof(methods[0]))
 

@@ -26,10 +26,15 @@
 #include "decide.h"
 #include "dispatch.h"
 #include "ermd.h"
+#include "alerts.h"
+#include "errors.h"
+#include "forward.h"
+#include "httpd.h"
 #include "log.h"
 #include "methods.h"
 #include "metrics.h"
 #include "storage.h"
+#include "workflow.h"
 #include "store.h"
 #include "worker.h"
 
@@ -226,6 +231,11 @@ modules_register(void)
 	decide_register();
 	storage_register();
 	backup_register();
+	errors_register();
+	forward_register();
+	alerts_register();
+	httpd_register();
+	workflow_register();
 }
 
 static void
@@ -236,15 +246,25 @@ modules_start(void)
 	if (storage_start(ermd.base) == -1)
 		fatalx("storage: cannot start the HTTP client");
 	backup_start(ermd.base, ermd.cfg->state_dir);
+	errors_start();
+	forward_start(ermd.base);
+	alerts_start(ermd.base);
+	httpd_start(ermd.base);
+	workflow_start();
 }
 
 static void
 modules_stop(void)
 {
+	workflow_stop();
 	m_op_stop();
 	decide_stop();
 	storage_stop();
 	backup_stop();
+	httpd_stop();
+	alerts_stop();
+	errors_stop();
+	forward_stop();
 }
 
 static double

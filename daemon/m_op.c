@@ -14,7 +14,9 @@
 #include "dispatch.h"
 #include "erm_proto.h"
 #include "ermd.h"
+#include "alerts.h"
 #include "events.h"
+#include "forward.h"
 #include "log.h"
 #include "methods.h"
 #include "metrics.h"
@@ -121,6 +123,7 @@ finish(struct op *op, enum op_state state, const char *reason,
 	    op_state_name(state), "attempts", op->attempts, "recovered",
 	    state == OP_SUCCEEDED && op->failures > 0, "reason",
 	    op->reason[0] ? op->reason : NULL));
+	forward_op_finished(op);	/* issue 4: erm_recoveries */
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		goto oom;
 	r->req = req;
@@ -430,10 +433,12 @@ conclude(struct ermd_req *req, struct op *op, const struct classify_result *cr,
 	if (d->decision == DECIDE_FALLBACK)
 		json_object_set_new(req->result, "backend",
 		    json_string(d->backend));
-	if (d->decision == DECIDE_ESCALATE)
+	if (d->decision == DECIDE_ESCALATE) {
 		log_warnx("op %s (%s): escalated after %d attempt%s: %s",
 		    op->id, op->operation, op->attempts,
 		    op->attempts == 1 ? "" : "s", category_name(cr->category));
+		alerts_escalate(op, category_name(cr->category)); /* issue 4 */
+	}
 	else if (d->decision == DECIDE_SKIP)
 		log_info("op %s (%s): skipped: %s", op->id, op->operation,
 		    category_name(cr->category));

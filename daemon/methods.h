@@ -51,4 +51,18 @@ int	m_op_succeed(struct ermd_req *);
 void	m_op_start(void);
 void	m_op_stop(void);
 
+/* m_errors.c (issue 4) */
+int	m_error_list(struct ermd_req *);
+int	m_error_report(struct ermd_req *);
+int	m_error_stats(struct ermd_req *);
+
+/* m_workflow.c */
+int	m_workflow_cancel(struct ermd_req *);
+int	m_workflow_create(struct ermd_req *);
+int	m_workflow_get(struct ermd_req *);
+int	m_workflow_list(struct ermd_req *);
+int	m_workflow_run(struct ermd_req *);
+int	m_workflow_step_result(struct ermd_req *);
+int	m_workflow_wait(struct ermd_req *);
+
 #endif

@@ -84,5 +84,96 @@ const char *const schema_migrations[] = {
 	"  forwarded INTEGER NOT NULL DEFAULT 0"
 	");"
 	"CREATE INDEX ops_by_finished ON ops (finished_at);",
+	/*
+	 * Errors (issue 4): every error.report, once per id, and a counter
+	 * per category that pruning never lowers.
+	 */
+	"CREATE TABLE errors ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  at INTEGER NOT NULL,"
+	"  operation TEXT NOT NULL,"
+	"  category TEXT NOT NULL,"
+	"  strategy TEXT NOT NULL,"
+	"  fallback TEXT,"
+	"  matched TEXT NOT NULL,"
+	"  severity TEXT NOT NULL,"
+	"  message TEXT,"
+	"  path TEXT,"
+	"  context TEXT,"
+	"  error TEXT NOT NULL,"
+	"  forwarded INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX errors_by_at ON errors (at);"
+	"CREATE TABLE error_counts ("
+	"  category TEXT PRIMARY KEY,"
+	"  n INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"INSERT INTO error_counts (category, n) VALUES ('NETWORK_ERROR', 0),"
+	"  ('STORAGE_ERROR', 0), ('AUTHENTICATION_ERROR', 0),"
+	"  ('QUOTA_EXCEEDED', 0), ('FILE_NOT_FOUND', 0),"
+	"  ('CORRUPTED_DATA', 0), ('TIMEOUT_ERROR', 0),"
+	"  ('RATE_LIMIT_ERROR', 0), ('PERMISSION_ERROR', 0),"
+	"  ('SYSTEM_ERROR', 0);",
+	/*
+	 * 5: workflows: the create request as given (spec) and the workflow's
+	 * state; a row per step with its state and completion order
+	 * (done_seq, for compensation in reverse). See workflow.c.
+	 */
+	"CREATE TABLE workflows ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  spec TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  finished_at INTEGER NOT NULL,"
+	"  error TEXT,"
+	"  peer TEXT NOT NULL,"
+	"  exec_allowed INTEGER NOT NULL"
+	");"
+	"CREATE INDEX workflows_by_state ON workflows (state, id);"
+	"CREATE TABLE workflow_steps ("
+	"  workflow_id TEXT NOT NULL,"
+	"  idx INTEGER NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  attempts INTEGER NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  finished_at INTEGER NOT NULL,"
+	"  done_seq INTEGER NOT NULL,"
+	"  error TEXT,"
+	"  output TEXT,"
+	"  PRIMARY KEY (workflow_id, idx)"
+	") WITHOUT ROWID;",
+	/*
+	 * The outbox of the Supabase forwarder (issue 4): one row per record
+	 * to forward (kind 0 errors, 1 recoveries, 2 alerts), its JSON as
+	 * sent; delivered rows are deleted, refused ones kept with dead = 1.
+	 */
+	"CREATE TABLE outbox ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  kind INTEGER NOT NULL,"
+	"  row_id TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  severity INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  dead INTEGER NOT NULL DEFAULT 0,"
+	"  dead_at INTEGER,"
+	"  error TEXT"
+	");"
+	"CREATE INDEX outbox_by_kind ON outbox (kind, dead, seq);"
+	"CREATE INDEX outbox_by_severity ON outbox (dead, severity, seq);",
+	/* Alerts (issue 4): every alert raised, as sent to the sinks. */
+	"CREATE TABLE alerts ("
+	"  id TEXT PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  key TEXT NOT NULL,"
+	"  kind TEXT NOT NULL,"
+	"  severity TEXT NOT NULL,"
+	"  message TEXT NOT NULL,"
+	"  details TEXT NOT NULL"
+	");"
+	"CREATE INDEX alerts_by_at ON alerts (at);",
 	NULL
 };
