@@ -2135,10 +2135,25 @@ read_running(void)
 	return (wf_running_count());
 }
 
-static double
-read_transitions(void)
+static void
+collect_transitions(struct metric_emitter *e)
 {
-	return ((double)W.transitions);
+	metric_emit(e, (double)W.transitions);
+}
+
+/* ermd_workflows{state}: every state, at zero when none is in it. */
+static void
+collect_states(struct metric_emitter *e)
+{
+	json_t	*o = json_object();
+	size_t	 i;
+
+	(void)store_query(count_row, o, "SELECT state, count(*) FROM "
+	    "workflows GROUP BY state", NULL);
+	for (i = 0; i < sizeof(count_states) / sizeof(count_states[0]); i++)
+		metric_emit(e, (double)json_integer_value(json_object_get(o,
+		    count_states[i])), count_states[i]);
+	json_decref(o);
 }
 
 void
@@ -2152,8 +2167,15 @@ workflow_start(void)
 	conn_on_close(conn_closed);
 	metrics_gauge_fn("ermd_workflows_running", "Workflows running or "
 	    "compensating now.", read_running);
-	metrics_gauge_fn("ermd_workflow_transitions", "Step transitions "
-	    "recorded since start.", read_transitions);
+	metrics_collector("ermd_workflow_transitions_total", "Workflow and "
+	    "step transitions recorded since start.", METRIC_COUNTER, NULL,
+	    collect_transitions);
+	{
+		static const char *const ls[] = { "state", NULL };
+
+		metrics_collector("ermd_workflows", "Stored workflows by "
+		    "state.", METRIC_GAUGE, ls, collect_states);
+	}
 	W.started = 1;
 	/* After the config (and its roots) come into force. */
 	if (event_base_once(ermd.base, -1, EV_TIMEOUT, resume_all, NULL,

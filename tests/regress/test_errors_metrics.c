@@ -97,7 +97,8 @@ static const char *const families[] = {
 	"ermd_backup_bytes", "ermd_storage_backend_healthy",
 	"ermd_outbox_backlog", "ermd_forwarded_total",
 	"ermd_forward_failures_total", "ermd_connections",
-	"ermd_forward_dropped_total", "ermd_alerts_total", NULL
+	"ermd_forward_dropped_total", "ermd_alerts_total", "ermd_workflows",
+	"ermd_workflow_transitions_total", NULL
 };
 
 START_TEST(listener_and_promtool)
@@ -142,6 +143,8 @@ START_TEST(listener_and_promtool)
 	ck_assert_ptr_nonnull(strstr(body,
 	    "ermd_errors_total{category=\"QUOTA_EXCEEDED\"} 0\n"));
 	ck_assert_ptr_nonnull(strstr(body, "ermd_outbox_backlog 0\n"));
+	ck_assert_ptr_nonnull(strstr(body,
+	    "ermd_workflows{state=\"compensated\"} 0\n"));
 
 	/* promtool, on exactly what the listener served. */
 	if (promtool != NULL && access(promtool, X_OK) == 0) {
