@@ -118,14 +118,27 @@ heap_remove(struct clock_timer *t)
 		heap_down(i);
 }
 
-/* Real mode: keep the single libevent timer aimed at the earliest deadline. */
+/*
+ * Real mode: keep the single libevent timer aimed at the earliest deadline.
+ * Manual mode: time stands still, but a timer armed for now (or earlier)
+ * is due already and fires on the next pass of the loop, as it would in
+ * real mode.
+ */
 static void
 rearm(void)
 {
 	struct timeval	tv;
 	uint64_t	now, when, d;
 
-	if (clk.manual || clk.ev == NULL)
+	if (clk.manual) {
+		if (clk.ev != NULL && clk.n > 0 && clk.heap[0]->when <= clk.now &&
+		    clk.ev_when == 0) {
+			clk.ev_when = clk.now;
+			event_active(clk.ev, EV_TIMEOUT, 0);
+		}
+		return;
+	}
+	if (clk.ev == NULL)
 		return;
 	if (clk.n == 0) {
 		if (clk.ev_when != 0)
@@ -179,7 +192,7 @@ clock_init(struct event_base *base, int manual)
 	clk.mono0 = ts_ms(CLOCK_MONOTONIC);
 	clk.now = clk.wall0;
 	clk.base = base;
-	if (!manual && base != NULL &&
+	if (base != NULL &&
 	    (clk.ev = evtimer_new(base, clock_event, NULL)) == NULL)
 		fatalx("evtimer_new");
 }

@@ -192,6 +192,32 @@ START_TEST(real_mode_fires_from_the_loop)
 }
 END_TEST
 
+/* With a loop, a manual-clock timer due now fires on the next pass
+ * without any advance; one in the future still waits for an advance. */
+START_TEST(manual_due_now_fires_from_the_loop)
+{
+	struct event_base	*base = event_base_new();
+	struct clock_timer	*now, *later;
+
+	reset();
+	clock_init(base, 1);
+	now = clock_timer_new(record, (void *)(intptr_t)'n');
+	later = clock_timer_new(record, (void *)(intptr_t)'l');
+	clock_timer_after(later, 5);
+	clock_timer_after(now, 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_str_eq(order, "n");
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_str_eq(order, "n");
+	clock_advance(5);
+	ck_assert_str_eq(order, "nl");
+	clock_timer_free(now);
+	clock_timer_free(later);
+	clock_shutdown();
+	event_base_free(base);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -206,6 +232,7 @@ main(void)
 	tcase_add_test(tc, callbacks_can_rearm_within_window);
 	tcase_add_test(tc, many_timers_heap);
 	tcase_add_test(tc, real_mode_fires_from_the_loop);
+	tcase_add_test(tc, manual_due_now_fires_from_the_loop);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
