@@ -42,7 +42,7 @@ all: $(B)/ermd $(B)/ermctl $(B)/liberm.so.1 $(B)/liberm.a $(B)/liberm.pc \
 
 .PHONY: all deps run check check-all unit regress fuzz asan bench clean format \
 	systemd-check supabase-selftest promtool install uninstall man-lint \
-	install-check
+	install-check python-test
 
 deps:
 	@sh .ci/deps.sh $(DEB_PKGS)
@@ -141,6 +141,11 @@ regress: all $(REGRESS_BIN)
 	    ERMD=$(B)/ermd ERMCTL=$(B)/ermctl PROMTOOL=$(PROMTOOL) $$t || \
 	    exit 1; done
 
+# The Python client (client/python) against a private ermd; Debian's
+# python3 (>= 3.9), standard library only.
+python-test: $(B)/ermd
+	ERMD=$(B)/ermd /usr/bin/python3 -m unittest discover -s client/python/tests
+
 # Like `make run`, `make check` first installs what is missing (as root) so
 # that it is the one command a fresh machine needs; the sub-make then sees
 # the installed pkg-config files.
@@ -148,8 +153,8 @@ check:
 	@sh .ci/deps.sh $(DEB_PKGS) $(DEB_TEST_PKGS)
 	@$(MAKE) --no-print-directory check-all
 
-check-all: all promtool unit regress systemd-check supabase-selftest fuzz \
-    man-lint install-check
+check-all: all promtool unit regress python-test systemd-check \
+    supabase-selftest fuzz man-lint install-check
 	@echo "make check: all suites passed"
 
 # promtool, for `promtool check metrics` in test_errors_metrics: taken
