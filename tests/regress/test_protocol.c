@@ -482,6 +482,41 @@ START_TEST(split_frame_that_advances_the_clock)
 }
 END_TEST
 
+/*
+ * A request that waits does not hold up the ones behind it on the same
+ * connection: the replies come back out of order, each with its id.
+ */
+START_TEST(slow_request_does_not_block_the_connection)
+{
+	int	 fd = raw_connect(d.sock), ctl = raw_connect(d.sock);
+	json_t	*r;
+
+	r = raw_call(ctl, "{\"id\":1,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"slow\",\"state\":\"forced_open\"}}");
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	raw_send_frame(fd, "{\"id\":\"waits\",\"method\":"
+	    "\"breaker.acquire\",\"params\":{\"name\":\"slow\","
+	    "\"wait_ms\":60000}}");
+	raw_send_frame(fd, "{\"id\":\"quick\",\"method\":\"ping\"}");
+	r = raw_recv(fd, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "id")), "quick");
+	json_decref(r);
+	/* The waiting one ends at its deadline, with its own id. */
+	r = raw_call(ctl, "{\"id\":2,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":60000}}");
+	json_decref(r);
+	r = raw_recv(fd, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "id")), "waits");
+	ck_assert_int_eq(reply_code(r), 1004);
+	json_decref(r);
+	close(fd);
+	close(ctl);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -507,6 +542,7 @@ main(void)
 	tcase_add_checked_fixture(tm, start_manual, stop);
 	tcase_add_test(tm, slowloris_partial_frame);
 	tcase_add_test(tm, split_frame_that_advances_the_clock);
+	tcase_add_test(tm, slow_request_does_not_block_the_connection);
 	suite_add_tcase(s, tm);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
