@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "classify.h"
+#include "config.h"
 #include "opts.h"
 
 #define FIELD(o, base)	((void *)((char *)(base) + (o)->off))
@@ -42,9 +43,24 @@ words_list(const struct opt *o, char *buf, size_t bufsz)
 		    i > 0 ? ", " : "", o->words[i]);
 }
 
-int
-opt_parse(const struct opt *o, void *dst, const char *value, char *err,
-    size_t errsz)
+/* A bound as a long long: INT64 rows may use the full range. */
+static long long
+bound(double d)
+{
+	if (d >= 9223372036854775807.0)
+		return (INT64_MAX);
+	if (d <= -9223372036854775808.0)
+		return (INT64_MIN);
+	return ((long long)d);
+}
+
+/*
+ * conf: the messages of config.c's fixed sections ("N is out of range
+ * (MIN to MAX)", "is not one of A, B") instead of the option tables' own.
+ */
+static int
+parse_value(const struct opt *o, void *dst, const char *value, int conf,
+    char *err, size_t errsz)
 {
 	char		 words[128], *end;
 	long long	 ll;
@@ -61,8 +77,14 @@ opt_parse(const struct opt *o, void *dst, const char *value, char *err,
 			    o->name, value);
 			return (-1);
 		}
-		if ((double)ll < o->min || (double)ll > o->max)
-			return (range_err(o, err, errsz));
+		if ((double)ll < o->min || (double)ll > o->max) {
+			if (!conf)
+				return (range_err(o, err, errsz));
+			snprintf(err, errsz, "%s: %lld is out of range (%lld "
+			    "to %lld)", o->name, ll, bound(o->min),
+			    bound(o->max));
+			return (-1);
+		}
 		*(int64_t *)FIELD(o, dst) = ll;
 		return (0);
 	case OPT_NUM:
@@ -74,8 +96,13 @@ opt_parse(const struct opt *o, void *dst, const char *value, char *err,
 			    o->name, value);
 			return (-1);
 		}
-		if (!(d >= o->min && d <= o->max))
-			return (range_err(o, err, errsz));
+		if (!(d >= o->min && d <= o->max)) {
+			if (!conf)
+				return (range_err(o, err, errsz));
+			snprintf(err, errsz, "%s: %.15g is out of range (%.15g "
+			    "to %.15g)", o->name, d, o->min, o->max);
+			return (-1);
+		}
 		*(double *)FIELD(o, dst) = d;
 		return (0);
 	case OPT_BOOL:
@@ -100,8 +127,12 @@ opt_parse(const struct opt *o, void *dst, const char *value, char *err,
 				return (0);
 			}
 		words_list(o, words, sizeof(words));
-		snprintf(err, errsz, "%s: unknown value '%s' (one of: %s)",
-		    o->name, value, words);
+		if (conf)
+			snprintf(err, errsz, "%s: '%s' is not one of %s",
+			    o->name, value, words);
+		else
+			snprintf(err, errsz, "%s: unknown value '%s' (one of: "
+			    "%s)", o->name, value, words);
 		return (-1);
 	case OPT_CATSET:
 		if (catset_parse(value, &set, words, sizeof(words)) == -1) {
@@ -113,6 +144,49 @@ opt_parse(const struct opt *o, void *dst, const char *value, char *err,
 	}
 	snprintf(err, errsz, "%s: bad option type", o->name);
 	return (-1);
+}
+
+int
+opt_parse(const struct opt *o, void *dst, const char *value, char *err,
+    size_t errsz)
+{
+	return (parse_value(o, dst, value, 0, err, errsz));
+}
+
+int
+opt_parse_conf(const struct opt *o, void *dst, const char *value, char *err,
+    size_t errsz)
+{
+	return (parse_value(o, dst, value, 1, err, errsz));
+}
+
+int
+opts_check_conf(const struct opt *tab, void *scratch, const char *key,
+    const char *value, char *err, size_t errsz)
+{
+	int	i;
+
+	if ((i = opt_find(tab, key)) == -1)
+		return (-1);
+	return (opt_parse_conf(&tab[i], scratch, value, err, errsz));
+}
+
+void
+opts_from_config(const struct opt *tab, void *dst, const struct config *cfg,
+    const char *section)
+{
+	const struct config_entry	*e;
+	char				 err[256];
+	size_t				 i;
+	int				 r;
+
+	for (i = 0; i < cfg->nentries; i++) {
+		e = &cfg->entries[i];
+		if (strcmp(e->section, section) == 0 &&
+		    (r = opt_find(tab, e->key)) != -1)
+			(void)opt_parse(&tab[r], dst, e->value, err,
+			    sizeof(err));
+	}
 }
 
 int

@@ -14,6 +14,8 @@
 
 #include "params.h"
 
+struct config;
+
 /*
  * Storage of each type in the target struct: OPT_INT int64_t, OPT_NUM
  * double, OPT_BOOL int, OPT_ENUM int (index into words), OPT_CATSET catset.
@@ -51,6 +53,30 @@ int	 opt_find(const struct opt *tab, const char *name);
  */
 int	 opt_parse(const struct opt *o, void *dst, const char *value,
 	    char *err, size_t errsz);
+
+/*
+ * opt_parse with the messages of config.c's fixed sections, which the
+ * module sections ([alerts], [errors], [backup], [supabase], [workflow])
+ * have always given: "KEY: N is out of range (MIN to MAX)" and "KEY: 'V'
+ * is not one of A, B". The other failures read as from opt_parse.
+ */
+int	 opt_parse_conf(const struct opt *o, void *dst, const char *value,
+	    char *err, size_t errsz);
+
+/*
+ * A config_kind check over tab: -1 with err untouched when key is not a
+ * row (config.c then reports the unknown key), else opt_parse_conf into
+ * scratch, a target struct the caller throws away.
+ */
+int	 opts_check_conf(const struct opt *tab, void *scratch,
+	    const char *key, const char *value, char *err, size_t errsz);
+
+/*
+ * Parse into dst every row of tab given in [section] of cfg, the last one
+ * winning. cfg has been checked: a value that does not parse is skipped.
+ */
+void	 opts_from_config(const struct opt *tab, void *dst,
+	    const struct config *cfg, const char *section);
 
 /* The same for one JSON value; a failure names field. */
 int	 opt_from_json(const struct opt *o, void *dst, const json_t *v,
