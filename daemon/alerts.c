@@ -27,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "op.h"
+#include "opts.h"
 #include "store.h"
 #include "uuid.h"
 
@@ -43,21 +44,25 @@ struct settings {
 	char	*exec;
 };
 
-static const struct int_option {
-	const char	*key;
-	int64_t		 min, max, def;
-	size_t		 off;
-} int_options[] = {
-	{ "error_rate_per_min", 0, INT64_C(1000000000), 0,
-	    offsetof(struct settings, error_rate_per_min) },
-	{ "dedup_ms", 0, INT64_C(86400000), 300000,
-	    offsetof(struct settings, dedup_ms) },
-	{ "webhook_timeout_ms", 100, 600000, 5000,
-	    offsetof(struct settings, webhook_timeout_ms) },
-	{ "exec_timeout_ms", 100, 600000, 10000,
-	    offsetof(struct settings, exec_timeout_ms) },
+/* The integer keys; webhook_url and exec are checked by alerts_check. */
+#define C(f)	offsetof(struct settings, f)
+static const struct opt alerts_opts[] = {
+	{ "error_rate_per_min", OPT_INT, 0, 1000000000,
+	    C(error_rate_per_min), NULL },
+	{ "dedup_ms", OPT_INT, 0, 86400000, C(dedup_ms), NULL },
+	{ "webhook_timeout_ms", OPT_INT, 100, 600000, C(webhook_timeout_ms),
+	    NULL },
+	{ "exec_timeout_ms", OPT_INT, 100, 600000, C(exec_timeout_ms), NULL },
+	{ NULL, OPT_INT, 0, 0, 0, NULL }
 };
-#define NINT_OPTIONS	(sizeof(int_options) / sizeof(int_options[0]))
+#undef C
+
+static const struct settings alerts_defaults = {
+	.error_rate_per_min = 0,
+	.dedup_ms = 300000,
+	.webhook_timeout_ms = 5000,
+	.exec_timeout_ms = 10000,
+};
 
 static const char *const alerts_keys[] = {
 	"error_rate_per_min", "dedup_ms", "webhook_timeout_ms",
@@ -93,36 +98,10 @@ static struct {
 /* ---- config ------------------------------------------------------------- */
 
 static int
-parse_i64(const char *s, int64_t *out)
-{
-	char		*end;
-	long long	 v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (s[0] == '\0' || *end != '\0' || errno != 0)
-		return (-1);
-	*out = v;
-	return (0);
-}
-
-static const struct int_option *
-find_int(const char *key)
-{
-	size_t	i;
-
-	for (i = 0; i < NINT_OPTIONS; i++)
-		if (strcmp(int_options[i].key, key) == 0)
-			return (&int_options[i]);
-	return (NULL);
-}
-
-static int
 alerts_check(const char *section, const char *key, const char *value,
     char *err, size_t errsz)
 {
-	const struct int_option	*o;
-	int64_t			 v;
+	struct settings	scratch;
 
 	(void)section;
 	if (strcmp(key, "webhook_url") == 0) {
@@ -142,41 +121,24 @@ alerts_check(const char *section, const char *key, const char *value,
 		}
 		return (0);
 	}
-	if ((o = find_int(key)) == NULL)
-		return (-1);
-	if (parse_i64(value, &v) == -1) {
-		snprintf(err, errsz, "%s: '%s' is not an integer", key, value);
-		return (-1);
-	}
-	if (v < o->min || v > o->max) {
-		snprintf(err, errsz, "%s: %lld is out of range (%lld to %lld)",
-		    key, (long long)v, (long long)o->min, (long long)o->max);
-		return (-1);
-	}
-	return (0);
+	return (opts_check_conf(alerts_opts, &scratch, key, value, err,
+	    errsz));
 }
 
 static void
 alerts_apply(const struct config *cfg)
 {
-	const struct int_option	*o;
-	struct settings		 s;
-	size_t			 i;
-	int64_t			 v;
+	struct settings	s;
+	size_t		i;
 
-	memset(&s, 0, sizeof(s));
-	for (i = 0; i < NINT_OPTIONS; i++)
-		*(int64_t *)((char *)&s + int_options[i].off) =
-		    int_options[i].def;
+	s = alerts_defaults;
+	opts_from_config(alerts_opts, &s, cfg, "alerts");
 	for (i = 0; i < cfg->nentries; i++) {
 		const struct config_entry	*e = &cfg->entries[i];
 
 		if (strcmp(e->section, "alerts") != 0)
 			continue;
-		if ((o = find_int(e->key)) != NULL &&
-		    parse_i64(e->value, &v) == 0)
-			*(int64_t *)((char *)&s + o->off) = v;
-		else if (strcmp(e->key, "webhook_url") == 0) {
+		if (strcmp(e->key, "webhook_url") == 0) {
 			free(s.webhook_url);
 			s.webhook_url = e->value[0] ? strdup(e->value) : NULL;
 		} else if (strcmp(e->key, "exec") == 0) {
@@ -197,9 +159,7 @@ alerts_register(void)
 	};
 
 	config_register_kind(&kind);
-	for (size_t i = 0; i < NINT_OPTIONS; i++)
-		*(int64_t *)((char *)&al.set + int_options[i].off) =
-		    int_options[i].def;
+	al.set = alerts_defaults;
 }
 
 /* ---- storage ------------------------------------------------------------ */

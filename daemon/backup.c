@@ -27,6 +27,7 @@
 #include "events.h"
 #include "log.h"
 #include "metrics.h"
+#include "opts.h"
 #include "report.h"
 #include "store.h"
 #include "worker.h"
@@ -53,23 +54,28 @@ static struct settings {
 	int64_t	oplog_max_age_ms;
 } set;
 
-static const struct option_row {
-	const char	*key;
-	int64_t		 min, max, def;
-	size_t		 off;
-} options[] = {
-	{ "keep_last", 0, 1000000, 10, offsetof(struct settings, keep_last) },
-	{ "max_age_ms", 0, INT64_C(3153600000000), 604800000,
-	    offsetof(struct settings, max_age_ms) },
-	{ "max_bytes", 0, INT64_MAX, 0, offsetof(struct settings, max_bytes) },
-	{ "prune_interval_ms", 0, INT64_C(3153600000000), 3600000,
-	    offsetof(struct settings, prune_interval_ms) },
-	{ "max_pending", 1, 1000000, 1024,
-	    offsetof(struct settings, max_pending) },
-	{ "oplog_max_age_ms", 0, INT64_C(3153600000000), INT64_C(2592000000),
-	    offsetof(struct settings, oplog_max_age_ms) },
+#define C(f)	offsetof(struct settings, f)
+static const struct opt backup_opts[] = {
+	{ "keep_last", OPT_INT, 0, 1000000, C(keep_last), NULL },
+	{ "max_age_ms", OPT_INT, 0, 3153600000000.0, C(max_age_ms), NULL },
+	{ "max_bytes", OPT_INT, 0, (double)INT64_MAX, C(max_bytes), NULL },
+	{ "prune_interval_ms", OPT_INT, 0, 3153600000000.0,
+	    C(prune_interval_ms), NULL },
+	{ "max_pending", OPT_INT, 1, 1000000, C(max_pending), NULL },
+	{ "oplog_max_age_ms", OPT_INT, 0, 3153600000000.0,
+	    C(oplog_max_age_ms), NULL },
+	{ NULL, OPT_INT, 0, 0, 0, NULL }
 };
-#define NOPTIONS	(sizeof(options) / sizeof(options[0]))
+#undef C
+
+static const struct settings backup_defaults = {
+	.keep_last = 10,
+	.max_age_ms = 604800000,
+	.max_bytes = 0,
+	.prune_interval_ms = 3600000,
+	.max_pending = 1024,
+	.oplog_max_age_ms = INT64_C(2592000000),
+};
 
 static const char *const backup_keys[] = {
 	"keep_last", "max_age_ms", "max_bytes", "prune_interval_ms",
@@ -2351,52 +2357,20 @@ clean_restores(void)
 /* ---- config, timer, metrics ------------------------------------------- */
 
 static int
-parse_i64(const char *s, int64_t *out)
-{
-	char		*end;
-	long long	 v;
-
-	if (*s == '\0' || *s == ' ' || *s == '+')
-		return (-1);
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return (-1);
-	*out = v;
-	return (0);
-}
-
-static const struct option_row *
-find_option(const char *key)
-{
-	size_t	i;
-
-	for (i = 0; i < NOPTIONS; i++)
-		if (strcmp(options[i].key, key) == 0)
-			return (&options[i]);
-	return (NULL);
-}
-
-static int
 backup_check(const char *section, const char *key, const char *value,
     char *err, size_t errsz)
 {
-	const struct option_row	*o;
-	int64_t			 v;
+	struct settings	scratch;
 
 	(void)section;
-	if ((o = find_option(key)) == NULL)
-		return (-1);
-	if (parse_i64(value, &v) == -1) {
+	/* [backup] has always refused a sign or a blank before the digits. */
+	if (opt_find(backup_opts, key) != -1 &&
+	    (value[0] == ' ' || value[0] == '+')) {
 		snprintf(err, errsz, "%s: '%s' is not an integer", key, value);
 		return (-1);
 	}
-	if (v < o->min || v > o->max) {
-		snprintf(err, errsz, "%s: %lld is out of range (%lld to %lld)",
-		    key, (long long)v, (long long)o->min, (long long)o->max);
-		return (-1);
-	}
-	return (0);
+	return (opts_check_conf(backup_opts, &scratch, key, value, err,
+	    errsz));
 }
 
 static void	prune_tick(void *);
@@ -2417,17 +2391,8 @@ arm_prune(void)
 static void
 backup_apply(const struct config *cfg)
 {
-	const struct option_row	*o;
-	size_t			 i;
-	int64_t			 v;
-
-	for (i = 0; i < NOPTIONS; i++)
-		*(int64_t *)((char *)&set + options[i].off) = options[i].def;
-	for (i = 0; i < cfg->nentries; i++)
-		if (strcmp(cfg->entries[i].section, "backup") == 0 &&
-		    (o = find_option(cfg->entries[i].key)) != NULL &&
-		    parse_i64(cfg->entries[i].value, &v) == 0)
-			*(int64_t *)((char *)&set + o->off) = v;
+	set = backup_defaults;
+	opts_from_config(backup_opts, &set, cfg, "backup");
 	if (!bk.running)
 		return;
 	if (set.prune_interval_ms != bk.prune_every)
@@ -2444,13 +2409,11 @@ backup_register(void)
 	static const struct config_kind	kind = {
 		"backup", 0, backup_check, backup_keys, backup_apply
 	};
-	size_t				i;
 
 	/* [root.NAME] first: its apply opens the roots that ours uses. */
 	roots_register();
 	config_register_kind(&kind);
-	for (i = 0; i < NOPTIONS; i++)
-		*(int64_t *)((char *)&set + options[i].off) = options[i].def;
+	set = backup_defaults;
 }
 
 static void

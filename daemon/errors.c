@@ -1,6 +1,5 @@
 /* Error tracking: storage, counters and retention of reports; see errors.h. */
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include "forward.h"
 #include "log.h"
 #include "metrics.h"
+#include "opts.h"
 #include "report.h"
 #include "store.h"
 
@@ -29,19 +29,21 @@ struct settings {
 	int64_t	prune_interval_ms;
 };
 
-static const struct option_row {
-	const char	*key;
-	int64_t		 min, max, def;
-	size_t		 off;
-} options[] = {
-	{ "max_age_ms", 0, INT64_C(3153600000000), INT64_C(2592000000),
-	    offsetof(struct settings, max_age_ms) },
-	{ "max_rows", 0, INT64_C(1000000000), 1000000,
-	    offsetof(struct settings, max_rows) },
-	{ "prune_interval_ms", 0, INT64_C(86400000), 60000,
-	    offsetof(struct settings, prune_interval_ms) },
+#define C(f)	offsetof(struct settings, f)
+static const struct opt errors_opts[] = {
+	{ "max_age_ms", OPT_INT, 0, 3153600000000.0, C(max_age_ms), NULL },
+	{ "max_rows", OPT_INT, 0, 1000000000, C(max_rows), NULL },
+	{ "prune_interval_ms", OPT_INT, 0, 86400000, C(prune_interval_ms),
+	    NULL },
+	{ NULL, OPT_INT, 0, 0, 0, NULL }
 };
-#define NOPTIONS	(sizeof(options) / sizeof(options[0]))
+#undef C
+
+static const struct settings errors_defaults = {
+	.max_age_ms = INT64_C(2592000000),
+	.max_rows = 1000000,
+	.prune_interval_ms = 60000,
+};
 
 static const char *const errors_keys[] = {
 	"max_age_ms", "max_rows", "prune_interval_ms", NULL
@@ -63,59 +65,13 @@ static struct {
 /* ---- config ------------------------------------------------------------- */
 
 static int
-parse_i64(const char *s, int64_t *out)
-{
-	char		*end;
-	long long	 v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (s[0] == '\0' || *end != '\0' || errno != 0)
-		return (-1);
-	*out = v;
-	return (0);
-}
-
-static const struct option_row *
-find_option(const char *key)
-{
-	size_t	i;
-
-	for (i = 0; i < NOPTIONS; i++)
-		if (strcmp(options[i].key, key) == 0)
-			return (&options[i]);
-	return (NULL);
-}
-
-static int
 errors_check(const char *section, const char *key, const char *value,
     char *err, size_t errsz)
 {
-	const struct option_row	*o;
-	int64_t			 v;
+	struct settings	scratch;
 
 	(void)section;
-	if ((o = find_option(key)) == NULL)
-		return (-1);
-	if (parse_i64(value, &v) == -1) {
-		snprintf(err, errsz, "%s: '%s' is not an integer", key, value);
-		return (-1);
-	}
-	if (v < o->min || v > o->max) {
-		snprintf(err, errsz, "%s: %lld is out of range (%lld to %lld)",
-		    key, (long long)v, (long long)o->min, (long long)o->max);
-		return (-1);
-	}
-	return (0);
-}
-
-static void
-defaults(void)
-{
-	size_t	i;
-
-	for (i = 0; i < NOPTIONS; i++)
-		*(int64_t *)((char *)&er.set + options[i].off) = options[i].def;
+	return (opts_check_conf(errors_opts, &scratch, key, value, err, errsz));
 }
 
 static void
@@ -134,16 +90,8 @@ arm_prune(void)
 static void
 errors_apply(const struct config *cfg)
 {
-	const struct option_row	*o;
-	size_t			 i;
-	int64_t			 v;
-
-	defaults();
-	for (i = 0; i < cfg->nentries; i++)
-		if (strcmp(cfg->entries[i].section, "errors") == 0 &&
-		    (o = find_option(cfg->entries[i].key)) != NULL &&
-		    parse_i64(cfg->entries[i].value, &v) == 0)
-			*(int64_t *)((char *)&er.set + o->off) = v;
+	er.set = errors_defaults;
+	opts_from_config(errors_opts, &er.set, cfg, "errors");
 	if (er.running && er.set.prune_interval_ms != er.prune_every)
 		arm_prune();
 }
@@ -156,7 +104,7 @@ errors_register(void)
 	};
 
 	config_register_kind(&kind);
-	defaults();
+	er.set = errors_defaults;
 }
 
 /* ---- reports ------------------------------------------------------------ */

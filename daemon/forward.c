@@ -49,6 +49,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "op.h"
+#include "opts.h"
 #include "report.h"
 #include "store.h"
 #include "uuid.h"
@@ -86,25 +87,32 @@ struct settings {
 	int64_t	 outbox_max_rows;
 };
 
-static const struct int_option {
-	const char	*key;
-	int64_t		 min, max, def;
-	size_t		 off;
-} int_options[] = {
-	{ "batch_max_rows", 1, 100000, 500,
-	    offsetof(struct settings, batch_max_rows) },
-	{ "batch_max_bytes", 1024, 64 << 20, 524288,
-	    offsetof(struct settings, batch_max_bytes) },
-	{ "flush_interval_ms", 0, 3600000, 1000,
-	    offsetof(struct settings, flush_interval_ms) },
-	{ "timeout_ms", 100, 3600000, 30000,
-	    offsetof(struct settings, timeout_ms) },
-	{ "connect_timeout_ms", 100, 3600000, 10000,
-	    offsetof(struct settings, connect_timeout_ms) },
-	{ "outbox_max_rows", 1, INT64_C(1000000000), 1000000,
-	    offsetof(struct settings, outbox_max_rows) },
+/* The integer keys; str_keys are checked by supabase_check. */
+#define C(f)	offsetof(struct settings, f)
+static const struct opt supabase_opts[] = {
+	{ "batch_max_rows", OPT_INT, 1, 100000, C(batch_max_rows), NULL },
+	{ "batch_max_bytes", OPT_INT, 1024, 64 << 20, C(batch_max_bytes),
+	    NULL },
+	{ "flush_interval_ms", OPT_INT, 0, 3600000, C(flush_interval_ms),
+	    NULL },
+	{ "timeout_ms", OPT_INT, 100, 3600000, C(timeout_ms), NULL },
+	{ "connect_timeout_ms", OPT_INT, 100, 3600000, C(connect_timeout_ms),
+	    NULL },
+	{ "outbox_max_rows", OPT_INT, 1, 1000000000, C(outbox_max_rows),
+	    NULL },
+	{ NULL, OPT_INT, 0, 0, 0, NULL }
 };
-#define NINT_OPTIONS	(sizeof(int_options) / sizeof(int_options[0]))
+#undef C
+
+/* The strings are set by forward_apply. */
+static const struct settings supabase_defaults = {
+	.batch_max_rows = 500,
+	.batch_max_bytes = 524288,
+	.flush_interval_ms = 1000,
+	.timeout_ms = 30000,
+	.connect_timeout_ms = 10000,
+	.outbox_max_rows = 1000000,
+};
 
 static const char *const str_keys[] = {
 	"url", "key_file", "errors_table", "recoveries_table", "alerts_table",
@@ -162,31 +170,6 @@ static void	lane_send(struct lane *);
 /* ---- config ------------------------------------------------------------- */
 
 static int
-parse_i64(const char *s, int64_t *out)
-{
-	char		*end;
-	long long	 v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (s[0] == '\0' || *end != '\0' || errno != 0)
-		return (-1);
-	*out = v;
-	return (0);
-}
-
-static const struct int_option *
-find_int(const char *key)
-{
-	size_t	i;
-
-	for (i = 0; i < NINT_OPTIONS; i++)
-		if (strcmp(int_options[i].key, key) == 0)
-			return (&int_options[i]);
-	return (NULL);
-}
-
-static int
 is_str_key(const char *key)
 {
 	size_t	i;
@@ -215,8 +198,7 @@ static int
 supabase_check(const char *section, const char *key, const char *value,
     char *err, size_t errsz)
 {
-	const struct int_option	*o;
-	int64_t			 v;
+	struct settings	scratch;
 
 	(void)section;
 	if (is_str_key(key)) {
@@ -234,18 +216,8 @@ supabase_check(const char *section, const char *key, const char *value,
 		}
 		return (0);
 	}
-	if ((o = find_int(key)) == NULL)
-		return (-1);
-	if (parse_i64(value, &v) == -1) {
-		snprintf(err, errsz, "%s: '%s' is not an integer", key, value);
-		return (-1);
-	}
-	if (v < o->min || v > o->max) {
-		snprintf(err, errsz, "%s: %lld is out of range (%lld to %lld)",
-		    key, (long long)v, (long long)o->min, (long long)o->max);
-		return (-1);
-	}
-	return (0);
+	return (opts_check_conf(supabase_opts, &scratch, key, value, err,
+	    errsz));
 }
 
 static const struct config_entry *
@@ -388,22 +360,13 @@ str_or(const struct config *cfg, const char *key, const char *def)
 static void
 forward_apply(const struct config *cfg)
 {
-	const struct int_option	*o;
-	struct settings		 s;
-	char			 path[PATH_MAX], err[512];
-	size_t			 i;
-	int64_t			 v;
-	int			 k;
+	struct settings	s;
+	char		path[PATH_MAX], err[512];
+	size_t		i;
+	int		k;
 
-	memset(&s, 0, sizeof(s));
-	for (i = 0; i < NINT_OPTIONS; i++)
-		*(int64_t *)((char *)&s + int_options[i].off) =
-		    int_options[i].def;
-	for (i = 0; i < cfg->nentries; i++)
-		if (strcmp(cfg->entries[i].section, "supabase") == 0 &&
-		    (o = find_int(cfg->entries[i].key)) != NULL &&
-		    parse_i64(cfg->entries[i].value, &v) == 0)
-			*(int64_t *)((char *)&s + o->off) = v;
+	s = supabase_defaults;
+	opts_from_config(supabase_opts, &s, cfg, "supabase");
 	s.url = str_or(cfg, "url", "");
 	s.key_file = str_or(cfg, "key_file", NULL);
 	s.ca_file = str_or(cfg, "ca_file", NULL);

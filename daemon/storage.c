@@ -27,6 +27,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "opts.h"
 #include "storage.h"
 #include "worker.h"
 
@@ -266,44 +267,48 @@ name_valid(const char *s)
 
 /* ---- configuration -------------------------------------------------- */
 
-enum { K_INT, K_ENUM, K_BOOL, K_PATH, K_URL };
-#define IN_STORAGE	1
-#define IN_BACKEND	2
-
-struct skey {
-	const char		*key;
-	int			 where;
-	int			 type;
-	int64_t			 min, max;
-	const char *const	*words;
-};
-
-static const struct skey skeys[] = {
-	{ "policy", IN_STORAGE, K_ENUM, 0, 0, policy_words },
-	{ "check_interval_ms", IN_STORAGE | IN_BACKEND, K_INT, 100,
-	    INT64_C(86400000), NULL },
-	{ "check_timeout_ms", IN_STORAGE | IN_BACKEND, K_INT, 1, 600000,
+/*
+ * [storage] and [backend.NAME]: the typed keys of each, landing in struct
+ * settings and struct backend; the check keys are in both. The path and
+ * url keys are strings, checked by check_location.
+ */
+#define S(f)	offsetof(struct settings, f)
+static const struct opt storage_opts[] = {
+	{ "policy", OPT_ENUM, 0, 0, S(policy), policy_words },
+	{ "check_interval_ms", OPT_INT, 100, 86400000, S(check.interval_ms),
 	    NULL },
-	{ "unhealthy_threshold", IN_STORAGE | IN_BACKEND, K_INT, 1, 1000,
+	{ "check_timeout_ms", OPT_INT, 1, 600000, S(check.timeout_ms), NULL },
+	{ "unhealthy_threshold", OPT_INT, 1, 1000, S(check.unhealthy), NULL },
+	{ "healthy_threshold", OPT_INT, 1, 1000, S(check.healthy), NULL },
+	{ "eject_consecutive_failures", OPT_INT, 0, 1000, S(eject_failures),
 	    NULL },
-	{ "healthy_threshold", IN_STORAGE | IN_BACKEND, K_INT, 1, 1000, NULL },
-	{ "eject_consecutive_failures", IN_STORAGE, K_INT, 0, 1000, NULL },
-	{ "eject_base_ms", IN_STORAGE, K_INT, 0, INT64_C(86400000), NULL },
-	{ "eject_max_ms", IN_STORAGE, K_INT, 0, INT64_C(604800000), NULL },
-	{ "max_inflight", IN_STORAGE, K_INT, 1, 100000, NULL },
-	{ "type", IN_BACKEND, K_ENUM, 0, 0, type_words },
-	{ "path", IN_BACKEND, K_PATH, 0, 0, NULL },
-	{ "url", IN_BACKEND, K_URL, 0, 0, NULL },
-	{ "priority", IN_BACKEND, K_INT, 0, 1000000, NULL },
-	{ "weight", IN_BACKEND, K_INT, 1, 10000, NULL },
-	{ "timeout_ms", IN_BACKEND, K_INT, 0, INT64_C(86400000), NULL },
-	{ "connect_timeout_ms", IN_BACKEND, K_INT, 0, 600000, NULL },
-	{ "ca_file", IN_BACKEND, K_PATH, 0, 0, NULL },
-	{ "client_cert", IN_BACKEND, K_PATH, 0, 0, NULL },
-	{ "client_key", IN_BACKEND, K_PATH, 0, 0, NULL },
-	{ "tls_verify", IN_BACKEND, K_BOOL, 0, 0, NULL },
+	{ "eject_base_ms", OPT_INT, 0, 86400000, S(eject_base_ms), NULL },
+	{ "eject_max_ms", OPT_INT, 0, 604800000, S(eject_max_ms), NULL },
+	{ "max_inflight", OPT_INT, 1, 100000, S(max_inflight), NULL },
+	{ NULL, OPT_INT, 0, 0, 0, NULL }
 };
-#define NSKEYS	(sizeof(skeys) / sizeof(skeys[0]))
+#undef S
+
+/* OPT_ENUM stores an int: type is an enum of int's size. */
+#define B(f)	offsetof(struct backend, f)
+static const struct opt backend_opts[] = {
+	{ "type", OPT_ENUM, 0, 0, B(type), type_words },
+	{ "priority", OPT_INT, 0, 1000000, B(priority), NULL },
+	{ "weight", OPT_INT, 1, 10000, B(weight), NULL },
+	{ "timeout_ms", OPT_INT, 0, 86400000, B(timeout_ms), NULL },
+	{ "connect_timeout_ms", OPT_INT, 0, 600000, B(connect_timeout_ms),
+	    NULL },
+	{ "tls_verify", OPT_BOOL, 0, 0, B(tls_verify), NULL },
+	{ "check_interval_ms", OPT_INT, 100, 86400000, B(check.interval_ms),
+	    NULL },
+	{ "check_timeout_ms", OPT_INT, 1, 600000, B(check.timeout_ms), NULL },
+	{ "unhealthy_threshold", OPT_INT, 1, 1000, B(check.unhealthy), NULL },
+	{ "healthy_threshold", OPT_INT, 1, 1000, B(check.healthy), NULL },
+	{ NULL, OPT_INT, 0, 0, 0, NULL }
+};
+#undef B
+_Static_assert(sizeof(enum storage_type) == sizeof(int),
+    "backend_opts stores type as an int");
 
 static const char *const storage_keys[] = { "policy", "check_interval_ms",
     "check_timeout_ms", "unhealthy_threshold", "healthy_threshold",
@@ -314,104 +319,24 @@ static const char *const backend_keys[] = { "type", "path", "url",
     "client_cert", "client_key", "tls_verify", "check_interval_ms",
     "check_timeout_ms", "unhealthy_threshold", "healthy_threshold", NULL };
 
+/*
+ * A string key of [backend.NAME]: 0 when value is good, -1 with err
+ * filled when not, 1 when key is not one.
+ */
 static int
-parse_int(const char *s, int64_t *out)
+check_location(const char *key, const char *value, char *err, size_t errsz)
 {
-	char		*end;
-	long long	 v;
-
-	if (*s == '\0' || isspace((unsigned char)*s))
-		return (-1);
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return (-1);
-	*out = v;
-	return (0);
-}
-
-static int
-parse_bool(const char *s, int *out)
-{
-	if (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 ||
-	    strcmp(s, "on") == 0 || strcmp(s, "1") == 0)
-		*out = 1;
-	else if (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 ||
-	    strcmp(s, "off") == 0 || strcmp(s, "0") == 0)
-		*out = 0;
-	else
-		return (-1);
-	return (0);
-}
-
-static int
-word_index(const char *const *words, const char *s)
-{
-	int	i;
-
-	for (i = 0; words[i] != NULL; i++)
-		if (strcmp(words[i], s) == 0)
-			return (i);
-	return (-1);
-}
-
-/* Check one value; -1 with err filled (empty err: unknown key). */
-static int
-check_value(int where, const char *key, const char *value, int64_t *iv,
-    char *err, size_t errsz)
-{
-	const struct skey	*k = NULL;
-	size_t			 i;
-	int			 b;
-
-	for (i = 0; i < NSKEYS; i++)
-		if (strcmp(skeys[i].key, key) == 0 && (skeys[i].where & where))
-			k = &skeys[i];
-	if (k == NULL)
-		return (-1);
-	switch (k->type) {
-	case K_INT:
-		if (parse_int(value, iv) == -1) {
-			snprintf(err, errsz, "%s: '%s' is not an integer", key,
-			    value);
-			return (-1);
-		}
-		if (*iv < k->min || *iv > k->max) {
-			snprintf(err, errsz, "%s: %lld is out of range (%lld "
-			    "to %lld)", key, (long long)*iv,
-			    (long long)k->min, (long long)k->max);
-			return (-1);
-		}
-		return (0);
-	case K_ENUM:
-		if ((*iv = word_index(k->words, value)) == -1) {
-			snprintf(err, errsz, "%s: '%s' is not one of", key,
-			    value);
-			for (i = 0; k->words[i] != NULL; i++) {
-				size_t	l = strlen(err);
-
-				snprintf(err + l, errsz - l, "%s %s",
-				    i ? "," : "", k->words[i]);
-			}
-			return (-1);
-		}
-		return (0);
-	case K_BOOL:
-		if (parse_bool(value, &b) == -1) {
-			snprintf(err, errsz, "%s: '%s' is not true or false",
-			    key, value);
-			return (-1);
-		}
-		*iv = b;
-		return (0);
-	case K_PATH:
+	if (strcmp(key, "path") == 0 || strcmp(key, "ca_file") == 0 ||
+	    strcmp(key, "client_cert") == 0 ||
+	    strcmp(key, "client_key") == 0) {
 		if (value[0] != '/' || strlen(value) > PATH_MAX - 300) {
 			snprintf(err, errsz, "%s: must be an absolute path "
 			    "(at most %d bytes)", key, PATH_MAX - 300);
 			return (-1);
 		}
 		return (0);
-	case K_URL:
+	}
+	if (strcmp(key, "url") == 0) {
 		if ((strncasecmp(value, "http://", 7) != 0 &&
 		    strncasecmp(value, "https://", 8) != 0) ||
 		    strlen(value) > STORAGE_LOCATION_MAX - 300 ||
@@ -423,24 +348,26 @@ check_value(int where, const char *key, const char *value, int64_t *iv,
 		}
 		return (0);
 	}
-	return (-1);
+	return (1);
 }
 
 static int
 check_storage(const char *section, const char *key, const char *value,
     char *err, size_t errsz)
 {
-	int64_t	v;
+	struct settings	scratch;
 
 	(void)section;
-	return (check_value(IN_STORAGE, key, value, &v, err, errsz));
+	return (opts_check_conf(storage_opts, &scratch, key, value, err,
+	    errsz));
 }
 
 static int
 check_backend(const char *section, const char *key, const char *value,
     char *err, size_t errsz)
 {
-	int64_t	v;
+	struct backend	scratch;
+	int		r;
 
 	if (strcmp(section, "backend") == 0) {
 		snprintf(err, errsz, "backends are named: [backend.NAME]");
@@ -451,7 +378,10 @@ check_backend(const char *section, const char *key, const char *value,
 		    "A-Z a-z 0-9 . _ -", section, STORAGE_NAME_MAX);
 		return (-1);
 	}
-	return (check_value(IN_BACKEND, key, value, &v, err, errsz));
+	if ((r = check_location(key, value, err, errsz)) != 1)
+		return (r);
+	return (opts_check_conf(backend_opts, &scratch, key, value, err,
+	    errsz));
 }
 
 static void	storage_apply(const struct config *);
@@ -2257,24 +2187,6 @@ settings_defaults(struct settings *s)
 	s->max_inflight = 64;
 }
 
-/* Set a check key shared by [storage] and [backend.NAME]; 0 if it was
- * one. */
-static int
-set_check(struct check_cfg *c, const char *key, int64_t v)
-{
-	if (strcmp(key, "check_interval_ms") == 0)
-		c->interval_ms = v;
-	else if (strcmp(key, "check_timeout_ms") == 0)
-		c->timeout_ms = v;
-	else if (strcmp(key, "unhealthy_threshold") == 0)
-		c->unhealthy = v;
-	else if (strcmp(key, "healthy_threshold") == 0)
-		c->healthy = v;
-	else
-		return (-1);
-	return (0);
-}
-
 static int
 replace_str(char **dst, const char *v)
 {
@@ -2312,10 +2224,8 @@ build(const struct config *cfg, const char *section, int order)
 {
 	const struct config_entry	*e, *first = NULL;
 	struct backend			*b;
-	char				 err[256];
-	int64_t				 v, type = -1;
 	size_t				 i, l;
-	int				 bad = 0;
+	int				 bad = 0, typed = 0;
 
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return (NULL);
@@ -2328,44 +2238,29 @@ build(const struct config *cfg, const char *section, int order)
 	b->tls_verify = 1;
 	b->latency_ms = -1;
 	b->refs = 1;
+	opts_from_config(backend_opts, b, cfg, section);
 	for (i = 0; i < cfg->nentries; i++) {
 		e = &cfg->entries[i];
 		if (strcmp(e->section, section) != 0)
 			continue;
 		if (first == NULL)
 			first = e;
-		if (check_value(IN_BACKEND, e->key, e->value, &v, err,
-		    sizeof(err)) == -1)
-			continue;	/* checked at parse time */
-		if (set_check(&b->check, e->key, v) == 0)
-			continue;
 		if (strcmp(e->key, "type") == 0)
-			type = v;
+			typed = 1;
 		else if (strcmp(e->key, "path") == 0)
 			bad |= replace_str(&b->path, e->value);
 		else if (strcmp(e->key, "url") == 0)
 			bad |= replace_str(&b->url, e->value);
-		else if (strcmp(e->key, "priority") == 0)
-			b->priority = v;
-		else if (strcmp(e->key, "weight") == 0)
-			b->weight = v;
-		else if (strcmp(e->key, "timeout_ms") == 0)
-			b->timeout_ms = v;
-		else if (strcmp(e->key, "connect_timeout_ms") == 0)
-			b->connect_timeout_ms = v;
 		else if (strcmp(e->key, "ca_file") == 0)
 			bad |= replace_str(&b->ca_file, e->value);
 		else if (strcmp(e->key, "client_cert") == 0)
 			bad |= replace_str(&b->client_cert, e->value);
 		else if (strcmp(e->key, "client_key") == 0)
 			bad |= replace_str(&b->client_key, e->value);
-		else if (strcmp(e->key, "tls_verify") == 0)
-			b->tls_verify = (int)v;
 	}
 	/* validate() refused configs where these do not hold. */
-	if (type == -1)
-		type = b->url != NULL ? STORAGE_HTTP : STORAGE_DIR;
-	b->type = (enum storage_type)type;
+	if (!typed)
+		b->type = b->url != NULL ? STORAGE_HTTP : STORAGE_DIR;
 	if (b->type == STORAGE_DIR && (b->path == NULL || b->url != NULL)) {
 		log_warnx("%s:%d: [%s] needs path (and no url) for type = dir; "
 		    "backend ignored", first->file, first->line, section);
@@ -2442,31 +2337,11 @@ storage_apply(const struct config *cfg)
 	const struct config_entry	*e;
 	struct backend			*old, *b, *nb, *list = NULL, **tail;
 	struct settings			 s;
-	char				 err[256];
-	int64_t				 v;
 	size_t				 i, j;
 	int				 first = !st.applied;
 
 	settings_defaults(&s);
-	for (i = 0; i < cfg->nentries; i++) {
-		e = &cfg->entries[i];
-		if (strcmp(e->section, "storage") != 0 ||
-		    check_value(IN_STORAGE, e->key, e->value, &v, err,
-		    sizeof(err)) == -1)
-			continue;
-		if (set_check(&s.check, e->key, v) == 0)
-			continue;
-		if (strcmp(e->key, "policy") == 0)
-			s.policy = (int)v;
-		else if (strcmp(e->key, "eject_consecutive_failures") == 0)
-			s.eject_failures = v;
-		else if (strcmp(e->key, "eject_base_ms") == 0)
-			s.eject_base_ms = v;
-		else if (strcmp(e->key, "eject_max_ms") == 0)
-			s.eject_max_ms = v;
-		else if (strcmp(e->key, "max_inflight") == 0)
-			s.max_inflight = v;
-	}
+	opts_from_config(storage_opts, &s, cfg, "storage");
 	st.set = s;
 
 	/* Backends in the order their sections first appear. */

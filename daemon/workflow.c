@@ -36,6 +36,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "opts.h"
 #include "report.h"
 #include "store.h"
 #include "wf_exec.h"
@@ -2033,23 +2034,30 @@ wf_exec_permitted(const struct peer *p)
 static const char *const wf_keys[] = { "max_running", "max_steps",
     "exec_allow_groups", "kill_grace_ms", NULL };
 
+#define C(f)	offsetof(struct wf_settings, f)
+static const struct opt wf_opts[] = {
+	{ "max_running", OPT_INT, 1, 1000000, C(max_running), NULL },
+	{ "max_steps", OPT_INT, 1, 1000000, C(max_steps), NULL },
+	{ "kill_grace_ms", OPT_INT, 1, 1000000, C(kill_grace_ms), NULL },
+	{ NULL, OPT_INT, 0, 0, 0, NULL }
+};
+#undef C
+
 static int
 wf_check(const char *section, const char *key, const char *value, char *err,
     size_t errsz)
 {
-	char		*end;
-	long long	 v;
+	struct wf_settings	scratch;
+	char			why[256];
 
 	(void)section;
 	if (strcmp(key, "exec_allow_groups") == 0)
 		return (0);
-	if (strcmp(key, "max_running") != 0 && strcmp(key, "max_steps") != 0 &&
-	    strcmp(key, "kill_grace_ms") != 0)
+	if (opt_find(wf_opts, key) == -1)
 		return (-1);
-	errno = 0;
-	v = strtoll(value, &end, 10);
-	if (errno != 0 || end == value || *end != '\0' || v < 1 ||
-	    v > 1000000) {
+	/* [workflow] has always said the same for junk and out of range. */
+	if (opts_check_conf(wf_opts, &scratch, key, value, why,
+	    sizeof(why)) == -1) {
 		snprintf(err, errsz, "%s: '%s' must be an integer from 1 to "
 		    "1000000", key, value);
 		return (-1);
@@ -2065,20 +2073,14 @@ wf_apply(const struct config *cfg)
 	wf_set.max_running = WF_MAX_RUNNING_DEFAULT;
 	wf_set.max_steps = WF_MAX_STEPS_DEFAULT;
 	wf_set.kill_grace_ms = 5000;
+	opts_from_config(wf_opts, &wf_set, cfg, "workflow");
 	free(wf_set.exec_allow_groups);
 	wf_set.exec_allow_groups = NULL;
 	for (i = 0; i < cfg->nentries; i++) {
 		const struct config_entry *e = &cfg->entries[i];
 
-		if (strcmp(e->section, "workflow") != 0)
-			continue;
-		if (strcmp(e->key, "max_running") == 0)
-			wf_set.max_running = strtoll(e->value, NULL, 10);
-		else if (strcmp(e->key, "max_steps") == 0)
-			wf_set.max_steps = strtoll(e->value, NULL, 10);
-		else if (strcmp(e->key, "kill_grace_ms") == 0)
-			wf_set.kill_grace_ms = strtoll(e->value, NULL, 10);
-		else if (strcmp(e->key, "exec_allow_groups") == 0) {
+		if (strcmp(e->section, "workflow") == 0 &&
+		    strcmp(e->key, "exec_allow_groups") == 0) {
 			free(wf_set.exec_allow_groups);
 			wf_set.exec_allow_groups = strdup(e->value);
 		}
