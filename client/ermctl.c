@@ -330,6 +330,47 @@ ctl_call(struct ctl *ctx, const char *method, json_t *params,
  * st, and return the exit status that goes with it.
  */
 int
+ctl_call_print(struct ctl *ctx, const char *method, json_t *params,
+    json_t **keep)
+{
+	json_t		*result = NULL;
+	enum erm_status	 st;
+
+	if (params == NULL) {
+		ctl_warnx("%s: out of memory or not UTF-8", method);
+		return (CTL_EXIT_FAILED);
+	}
+	st = ctl_call(ctx, method, params, &result);
+	json_decref(params);
+	if (st != ERM_OK)
+		return (ctl_fail(ctx, method, st));
+	print_result(ctx, result);
+	if (keep != NULL)
+		*keep = result;
+	else
+		json_decref(result);
+	return (CTL_EXIT_OK);
+}
+
+int
+ctl_parse_count(struct ctl *ctx, const char *opt, const char *s,
+    int64_t min, int64_t *out)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v < min) {
+		ctl_usage_error(ctx, "%s needs a number, %lld or more: '%s'",
+		    opt, (long long)min, s);
+		return (-1);
+	}
+	*out = v;
+	return (0);
+}
+
+int
 ctl_fail(struct ctl *ctx, const char *what, enum erm_status st)
 {
 	const struct erm_error	*e;

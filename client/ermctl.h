@@ -82,6 +82,16 @@ const char	*ctl_socket_path(const struct ctl *);
 enum erm_status	 ctl_connect(struct ctl *);
 enum erm_status	 ctl_call(struct ctl *, const char *, json_t *, json_t **);
 int		 ctl_fail(struct ctl *, const char *, enum erm_status);
+/*
+ * Call method with params (stolen; NULL means they could not be built) and
+ * print the result; *keep (may be NULL) gets the result instead of it being
+ * freed. Returns an exit status.
+ */
+int		 ctl_call_print(struct ctl *, const char *, json_t *,
+		    json_t **keep);
+/* A whole number >= min for option opt; -1 after a usage message. */
+int		 ctl_parse_count(struct ctl *, const char *opt, const char *s,
+		    int64_t min, int64_t *out);
 
 /* ermctl_print.c */
 void		 print_result(const struct ctl *, json_t *);

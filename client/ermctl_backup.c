@@ -154,44 +154,6 @@ out:
 	return (st);
 }
 
-/* Parse a non-negative integer option; -1 after a usage message. */
-static int
-parse_count(struct ctl *ctx, const char *opt, const char *s, int64_t *out)
-{
-	char		*end;
-	long long	 v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < 0) {
-		ctl_usage_error(ctx, "%s needs a number, 0 or more: '%s'", opt,
-		    s);
-		return (-1);
-	}
-	*out = v;
-	return (0);
-}
-
-/* Call method with params (stolen) and print the result. */
-static int
-call_print(struct ctl *ctx, const char *method, json_t *params)
-{
-	json_t		*result = NULL;
-	enum erm_status	 st;
-
-	if (params == NULL) {
-		ctl_warnx("out of memory");
-		return (CTL_EXIT_FAILED);
-	}
-	st = ctl_call(ctx, method, params, &result);
-	json_decref(params);
-	if (st != ERM_OK)
-		return (ctl_fail(ctx, method, st));
-	print_result(ctx, result);
-	json_decref(result);
-	return (CTL_EXIT_OK);
-}
-
 int
 cmd_backup_create(struct ctl *ctx, int argc, char **argv)
 {
@@ -263,7 +225,7 @@ cmd_backup_list(struct ctl *ctx, int argc, char **argv)
 			tag = optarg;
 			break;
 		case 'n':
-			if (parse_count(ctx, "--limit", optarg, &limit) == -1)
+			if (ctl_parse_count(ctx, "--limit", optarg, 0, &limit) == -1)
 				goto usage;
 			break;
 		default:
@@ -281,7 +243,7 @@ cmd_backup_list(struct ctl *ctx, int argc, char **argv)
 	if (params != NULL && limit >= 0)
 		json_object_set_new(params, "limit", json_integer(limit));
 	free(path);
-	return (call_print(ctx, "backup.list", params));
+	return (ctl_call_print(ctx, "backup.list", params, NULL));
 usage:
 	free(path);
 	return (CTL_EXIT_USAGE);
@@ -316,7 +278,8 @@ cmd_backup_show(struct ctl *ctx, int argc, char **argv)
 
 	if ((r = one_id(ctx, argc, argv, &id)) != -1)
 		return (r);
-	return (call_print(ctx, "backup.get", json_pack("{s:s}", "id", id)));
+	return (ctl_call_print(ctx, "backup.get", json_pack("{s:s}", "id",
+	    id), NULL));
 }
 
 /*
@@ -497,13 +460,13 @@ cmd_backup_prune(struct ctl *ctx, int argc, char **argv)
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'o':
-			if (parse_count(ctx, "--older-than", optarg,
-			    &older) == -1)
+			if (ctl_parse_count(ctx, "--older-than", optarg,
+			    0, &older) == -1)
 				goto usage;
 			break;
 		case 'k':
-			if (parse_count(ctx, "--keep-last", optarg,
-			    &keep) == -1)
+			if (ctl_parse_count(ctx, "--keep-last", optarg,
+			    0, &keep) == -1)
 				goto usage;
 			break;
 		case 'p':
@@ -529,7 +492,7 @@ cmd_backup_prune(struct ctl *ctx, int argc, char **argv)
 	if (params != NULL && keep >= 0)
 		json_object_set_new(params, "keep_last", json_integer(keep));
 	free(path);
-	return (call_print(ctx, "backup.prune", params));
+	return (ctl_call_print(ctx, "backup.prune", params, NULL));
 usage:
 	free(path);
 	return (CTL_EXIT_USAGE);
@@ -558,7 +521,7 @@ cmd_oplog(struct ctl *ctx, int argc, char **argv)
 				return (CTL_EXIT_FAILED);
 			break;
 		case 'n':
-			if (parse_count(ctx, "--limit", optarg, &limit) == -1)
+			if (ctl_parse_count(ctx, "--limit", optarg, 0, &limit) == -1)
 				goto usage;
 			break;
 		default:
@@ -576,7 +539,7 @@ cmd_oplog(struct ctl *ctx, int argc, char **argv)
 	if (params != NULL && limit >= 0)
 		json_object_set_new(params, "limit", json_integer(limit));
 	free(path);
-	return (call_print(ctx, "oplog.list", params));
+	return (ctl_call_print(ctx, "oplog.list", params, NULL));
 usage:
 	free(path);
 	return (CTL_EXIT_USAGE);

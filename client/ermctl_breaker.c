@@ -23,26 +23,6 @@ enum {
 	CLS_OPT_CATEGORY,
 };
 
-/* Call method with params (stolen) and print the result. */
-static int
-call_print(struct ctl *ctx, const char *method, json_t *params)
-{
-	json_t		*result = NULL;
-	enum erm_status	 st;
-
-	if (params == NULL) {
-		ctl_warnx("%s: out of memory or not UTF-8", method);
-		return (CTL_EXIT_FAILED);
-	}
-	st = ctl_call(ctx, method, params, &result);
-	json_decref(params);
-	if (st != ERM_OK)
-		return (ctl_fail(ctx, method, st));
-	print_result(ctx, result);
-	json_decref(result);
-	return (CTL_EXIT_OK);
-}
-
 /* Parse the options of a command whose one argument is a breaker name. */
 static int
 breaker_name_arg(struct ctl *ctx, int argc, char **argv, const char **name)
@@ -86,8 +66,8 @@ cmd_breaker_list(struct ctl *ctx, int argc, char **argv)
 	if (optind < argc)
 		return (ctl_usage_error(ctx, "unexpected argument '%s'",
 		    argv[optind]));
-	return (call_print(ctx, "breaker.list", state != NULL ?
-	    json_pack("{s:s}", "state", state) : json_object()));
+	return (ctl_call_print(ctx, "breaker.list", state != NULL ?
+	    json_pack("{s:s}", "state", state) : json_object(), NULL));
 }
 
 int
@@ -98,8 +78,8 @@ cmd_breaker_show(struct ctl *ctx, int argc, char **argv)
 
 	if ((r = breaker_name_arg(ctx, argc, argv, &name)) != -1)
 		return (r);
-	return (call_print(ctx, "breaker.get", json_pack("{s:s}", "name",
-	    name)));
+	return (ctl_call_print(ctx, "breaker.get", json_pack("{s:s}", "name",
+	    name), NULL));
 }
 
 int
@@ -110,8 +90,8 @@ cmd_breaker_reset(struct ctl *ctx, int argc, char **argv)
 
 	if ((r = breaker_name_arg(ctx, argc, argv, &name)) != -1)
 		return (r);
-	return (call_print(ctx, "breaker.reset", json_pack("{s:s}", "name",
-	    name)));
+	return (ctl_call_print(ctx, "breaker.reset", json_pack("{s:s}", "name",
+	    name), NULL));
 }
 
 /* breaker open, close and disable are breaker.force to one state. */
@@ -123,8 +103,8 @@ breaker_force(struct ctl *ctx, int argc, char **argv, const char *state)
 
 	if ((r = breaker_name_arg(ctx, argc, argv, &name)) != -1)
 		return (r);
-	return (call_print(ctx, "breaker.force", json_pack("{s:s, s:s}",
-	    "name", name, "state", state)));
+	return (ctl_call_print(ctx, "breaker.force", json_pack("{s:s, s:s}",
+	    "name", name, "state", state), NULL));
 }
 
 int

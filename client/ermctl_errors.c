@@ -57,23 +57,6 @@ bad:
 	return (-1);
 }
 
-static int
-parse_count(struct ctl *ctx, const char *opt, const char *s, int64_t *out)
-{
-	char		*end;
-	long long	 v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || errno != 0 || v < 1) {
-		ctl_usage_error(ctx, "%s needs a number, 1 or more: '%s'", opt,
-		    s);
-		return (-1);
-	}
-	*out = v;
-	return (0);
-}
-
 /* The daemon's clock (it moves with debug.advance), or -1. */
 static int64_t
 daemon_now(struct ctl *ctx)
@@ -167,8 +150,8 @@ cmd_errors(struct ctl *ctx, int argc, char **argv)
 			    json_string(optarg));
 			break;
 		case 'n':
-			if (parse_count(ctx, "--limit", optarg,
-			    &limit) == -1)
+			if (ctl_parse_count(ctx, "--limit", optarg,
+			    1, &limit) == -1)
 				goto usage;
 			json_object_set_new(params, "limit",
 			    json_integer(limit));

@@ -72,25 +72,6 @@ args(struct ctl *ctx, int argc, char **argv, int nargs, int optional)
 	return (-1);
 }
 
-static int
-call_print(struct ctl *ctx, const char *method, json_t *params,
-    json_t **keep)
-{
-	json_t		*result = NULL;
-	enum erm_status	 st;
-
-	st = ctl_call(ctx, method, params, &result);
-	json_decref(params);
-	if (st != ERM_OK)
-		return (ctl_fail(ctx, method, st));
-	print_result(ctx, result);
-	if (keep != NULL)
-		*keep = result;
-	else
-		json_decref(result);
-	return (CTL_EXIT_OK);
-}
-
 int
 cmd_storage_status(struct ctl *ctx, int argc, char **argv)
 {
@@ -98,7 +79,7 @@ cmd_storage_status(struct ctl *ctx, int argc, char **argv)
 
 	if ((r = args(ctx, argc, argv, 0, 0)) != -1)
 		return (r);
-	return (call_print(ctx, "storage.status", NULL, NULL));
+	return (ctl_call_print(ctx, "storage.status", json_object(), NULL));
 }
 
 /* Exits 1 when a checked backend is unhealthy, so scripts can test it. */
@@ -115,7 +96,7 @@ cmd_storage_check(struct ctl *ctx, int argc, char **argv)
 	if (optind < argc)
 		json_object_set_new(params, "backend",
 		    json_string(argv[optind]));
-	if ((r = call_print(ctx, "storage.check", params, &result)) !=
+	if ((r = ctl_call_print(ctx, "storage.check", params, &result)) !=
 	    CTL_EXIT_OK)
 		return (r);
 	json_array_foreach(json_object_get(result, "backends"), i, b) {
@@ -141,7 +122,7 @@ put_or_get(struct ctl *ctx, int argc, char **argv, int put)
 		ctl_warnx("%s: %s", argv[optind + 1], strerror(errno));
 		return (CTL_EXIT_FAILED);
 	}
-	return (call_print(ctx, put ? "storage.put" : "storage.get",
+	return (ctl_call_print(ctx, put ? "storage.put" : "storage.get",
 	    json_pack("{s:s, s:s}", "key", argv[optind], "path", path), NULL));
 }
 

@@ -225,25 +225,6 @@ one_id(struct ctl *ctx, int argc, char **argv, const char **id)
 	return (-1);
 }
 
-static int
-call_print(struct ctl *ctx, const char *method, json_t *params)
-{
-	json_t		*result = NULL;
-	enum erm_status	 st;
-
-	if (params == NULL) {
-		ctl_warnx("out of memory");
-		return (CTL_EXIT_FAILED);
-	}
-	st = ctl_call(ctx, method, params, &result);
-	json_decref(params);
-	if (st != ERM_OK)
-		return (ctl_fail(ctx, method, st));
-	print_result(ctx, result);
-	json_decref(result);
-	return (CTL_EXIT_OK);
-}
-
 int
 cmd_workflow_list(struct ctl *ctx, int argc, char **argv)
 {
@@ -291,7 +272,7 @@ cmd_workflow_list(struct ctl *ctx, int argc, char **argv)
 		return (ctl_usage_error(ctx, "unexpected argument '%s'",
 		    argv[optind]));
 	}
-	return (call_print(ctx, "workflow.list", params));
+	return (ctl_call_print(ctx, "workflow.list", params, NULL));
 }
 
 int
@@ -302,7 +283,8 @@ cmd_workflow_show(struct ctl *ctx, int argc, char **argv)
 
 	if ((r = one_id(ctx, argc, argv, &id)) != -1)
 		return (r);
-	return (call_print(ctx, "workflow.get", json_pack("{s:s}", "id", id)));
+	return (ctl_call_print(ctx, "workflow.get", json_pack("{s:s}", "id",
+	    id), NULL));
 }
 
 int
@@ -313,8 +295,8 @@ cmd_workflow_cancel(struct ctl *ctx, int argc, char **argv)
 
 	if ((r = one_id(ctx, argc, argv, &id)) != -1)
 		return (r);
-	return (call_print(ctx, "workflow.cancel", json_pack("{s:s}", "id",
-	    id)));
+	return (ctl_call_print(ctx, "workflow.cancel", json_pack("{s:s}", "id",
+	    id), NULL));
 }
 
 int
