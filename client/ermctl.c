@@ -353,6 +353,27 @@ ctl_call_print(struct ctl *ctx, const char *method, json_t *params,
 }
 
 int
+ctl_one_arg(struct ctl *ctx, int argc, char **argv, const char *what,
+    const char **arg)
+{
+	static const struct option	 opts[] = { CTL_COMMON_OPTIONS };
+	int				 ch, r;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS, opts,
+	    NULL)) != -1)
+		if ((r = ctl_option(ctx, ch, argv)) != -1)
+			return (r);
+	if (optind == argc)
+		return (ctl_usage_error(ctx, "which %s?", what));
+	if (optind < argc - 1)
+		return (ctl_usage_error(ctx, "unexpected argument '%s'",
+		    argv[optind + 1]));
+	*arg = argv[optind];
+	return (-1);
+}
+
+int
 ctl_parse_count(struct ctl *ctx, const char *opt, const char *s,
     int64_t min, int64_t *out)
 {

@@ -89,6 +89,13 @@ int		 ctl_fail(struct ctl *, const char *, enum erm_status);
  */
 int		 ctl_call_print(struct ctl *, const char *, json_t *,
 		    json_t **keep);
+/*
+ * The one argument a command takes after its options (what names it in the
+ * usage message: "which backup?"). Returns -1 with *arg set, or an exit
+ * status.
+ */
+int		 ctl_one_arg(struct ctl *, int, char **, const char *what,
+		    const char **arg);
 /* A whole number >= min for option opt; -1 after a usage message. */
 int		 ctl_parse_count(struct ctl *, const char *opt, const char *s,
 		    int64_t min, int64_t *out);

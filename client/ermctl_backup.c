@@ -249,34 +249,13 @@ usage:
 	return (CTL_EXIT_USAGE);
 }
 
-/* The one ID argument of show; -1 when it is missing or extra. */
-static int
-one_id(struct ctl *ctx, int argc, char **argv, const char **id)
-{
-	static const struct option	 opts[] = { CTL_COMMON_OPTIONS };
-	int				 ch, r;
-
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS, opts,
-	    NULL)) != -1)
-		if ((r = ctl_option(ctx, ch, argv)) != -1)
-			return (r);
-	if (optind == argc)
-		return (ctl_usage_error(ctx, "which backup?"));
-	if (optind < argc - 1)
-		return (ctl_usage_error(ctx, "unexpected argument '%s'",
-		    argv[optind + 1]));
-	*id = argv[optind];
-	return (-1);
-}
-
 int
 cmd_backup_show(struct ctl *ctx, int argc, char **argv)
 {
 	const char	*id = NULL;
 	int		 r;
 
-	if ((r = one_id(ctx, argc, argv, &id)) != -1)
+	if ((r = ctl_one_arg(ctx, argc, argv, "backup", &id)) != -1)
 		return (r);
 	return (ctl_call_print(ctx, "backup.get", json_pack("{s:s}", "id",
 	    id), NULL));

@@ -205,26 +205,6 @@ cmd_workflow_submit(struct ctl *ctx, int argc, char **argv)
 	return (r);
 }
 
-static int
-one_id(struct ctl *ctx, int argc, char **argv, const char **id)
-{
-	static const struct option	 opts[] = { CTL_COMMON_OPTIONS };
-	int				 ch, r;
-
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS, opts,
-	    NULL)) != -1)
-		if ((r = ctl_option(ctx, ch, argv)) != -1)
-			return (r);
-	if (optind == argc)
-		return (ctl_usage_error(ctx, "which workflow?"));
-	if (optind < argc - 1)
-		return (ctl_usage_error(ctx, "unexpected argument '%s'",
-		    argv[optind + 1]));
-	*id = argv[optind];
-	return (-1);
-}
-
 int
 cmd_workflow_list(struct ctl *ctx, int argc, char **argv)
 {
@@ -281,7 +261,7 @@ cmd_workflow_show(struct ctl *ctx, int argc, char **argv)
 	const char	*id = NULL;
 	int		 r;
 
-	if ((r = one_id(ctx, argc, argv, &id)) != -1)
+	if ((r = ctl_one_arg(ctx, argc, argv, "workflow", &id)) != -1)
 		return (r);
 	return (ctl_call_print(ctx, "workflow.get", json_pack("{s:s}", "id",
 	    id), NULL));
@@ -293,7 +273,7 @@ cmd_workflow_cancel(struct ctl *ctx, int argc, char **argv)
 	const char	*id = NULL;
 	int		 r;
 
-	if ((r = one_id(ctx, argc, argv, &id)) != -1)
+	if ((r = ctl_one_arg(ctx, argc, argv, "workflow", &id)) != -1)
 		return (r);
 	return (ctl_call_print(ctx, "workflow.cancel", json_pack("{s:s}", "id",
 	    id), NULL));
@@ -308,7 +288,7 @@ cmd_workflow_watch(struct ctl *ctx, int argc, char **argv)
 	const char	*id = NULL;
 	int		 r;
 
-	if ((r = one_id(ctx, argc, argv, &id)) != -1)
+	if ((r = ctl_one_arg(ctx, argc, argv, "workflow", &id)) != -1)
 		return (r);
 	memset(&v, 0, sizeof(v));
 	v.ctx = ctx;

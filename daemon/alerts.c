@@ -212,19 +212,6 @@ alert_done(void *arg, const struct store_result *res)
 	job_free(j);
 }
 
-static char *
-json_text(const json_t *v)
-{
-	struct erm_buf	b = { NULL, 0, 0, 1 << 20 };
-
-	if (v == NULL || erm_json_write(&b, v) == -1 ||
-	    erm_buf_add(&b, "", 1) == -1) {
-		erm_buf_free(&b);
-		return (NULL);
-	}
-	return ((char *)b.p);
-}
-
 static int
 severity_of(const char *s)
 {
@@ -253,14 +240,14 @@ store_alert(json_t *a)
 	j->severity = strdup(json_string_value(json_object_get(a,
 	    "severity")));
 	j->message = strdup(json_string_value(json_object_get(a, "message")));
-	j->details = json_text(json_object_get(a, "details"));
+	j->details = erm_json_text(json_object_get(a, "details"), 1 << 20);
 	j->sev = severity_of(j->severity);
 	if (forward_enabled()) {
 		row = json_deep_copy(a);
 		json_object_set_new(row, "at", json_string(forward_time(j->at,
 		    at, sizeof(at))));
 		json_object_set_new(row, "host", json_string(forward_host()));
-		j->row = json_text(row);
+		j->row = erm_json_text(row, 1 << 20);
 		json_decref(row);
 	}
 	if (j->key == NULL || j->kind == NULL || j->severity == NULL ||
@@ -299,7 +286,7 @@ webhook(const json_t *a)
 
 	if (al.set.webhook_url == NULL || !al.http_up)
 		return;
-	if ((text = json_text(a)) == NULL)
+	if ((text = erm_json_text(a, 1 << 20)) == NULL)
 		return;
 	key = strdup(json_string_value(json_object_get(a, "key")));
 	memset(&o, 0, sizeof(o));
@@ -403,7 +390,7 @@ exec_sink(const json_t *a)
 	    argc < EXEC_ARGS_MAX; tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
 	argv[argc] = NULL;
-	text = json_text(a);
+	text = erm_json_text(a, 1 << 20);
 	memset(envp, 0, sizeof(envp));
 	envp[n++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin");
 	snprintf(buf, sizeof(buf), "ERMD_ALERT_KIND=%s",

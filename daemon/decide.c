@@ -513,7 +513,6 @@ flush_now(void)
 	struct dirty		*d;
 	const struct breaker	*b;
 	json_t			*snap;
-	struct erm_buf		 buf;
 	size_t			 bucket = 0, n = 0;
 
 	if (dc.dirty.n == 0)
@@ -530,13 +529,7 @@ flush_now(void)
 		f->rows[n].name = strdup(d->name);
 		b = d->gone ? NULL : breaker_find(dc.breakers, d->name);
 		if (b != NULL && (snap = breaker_snapshot(b)) != NULL) {
-			memset(&buf, 0, sizeof(buf));
-			buf.max = 1 << 24;
-			if (erm_json_write(&buf, snap) == 0 &&
-			    erm_buf_add(&buf, "", 1) == 0)
-				f->rows[n].snapshot = (char *)buf.p;
-			else
-				erm_buf_free(&buf);
+			f->rows[n].snapshot = erm_json_text(snap, 1 << 24);
 			json_decref(snap);
 		}
 		f->state_change |= d->state_change;
@@ -640,12 +633,10 @@ static int
 load_row(const struct store_row *row, void *arg)
 {
 	json_t		*snap;
-	const char	*text = store_row_text(row, 1), *why;
 	char		 err[256];
 	int		*n = arg;
 
-	snap = text != NULL ? erm_json_parse((const uint8_t *)text,
-	    strlen(text), 64, &why) : NULL;
+	snap = erm_json_parse_text(store_row_text(row, 1));
 	if (snap == NULL || breaker_restore(dc.breakers, snap, err,
 	    sizeof(err)) == -1)
 		log_warnx("breaker %s: stored state unreadable, starting "

@@ -278,18 +278,6 @@ errors_submit(struct error_report *r, error_done_fn done, void *arg)
 
 /* ---- list and stats ----------------------------------------------------- */
 
-/* New reference: the JSON of a stored text column, or NULL. */
-static json_t *
-parse_text(const char *s)
-{
-	const char	*why;
-
-	if (s == NULL)
-		return (NULL);
-	return (erm_json_parse((const uint8_t *)s, strlen(s), ERM_MAX_DEPTH,
-	    &why));
-}
-
 struct list_ctx {
 	json_t	*errors;
 	int64_t	 limit, n;
@@ -318,7 +306,7 @@ list_row(const struct store_row *row, void *arg)
 	if (o == NULL)
 		return (1);
 	snprintf(c->last, sizeof(c->last), "%s", t);
-	eo = parse_text(store_row_text(row, 8));
+	eo = erm_json_parse_text(store_row_text(row, 8));
 	if (eo != NULL) {
 		if ((v = json_object_get(eo, "errno")) != NULL)
 			json_object_set(o, "errno", v);
@@ -329,7 +317,7 @@ list_row(const struct store_row *row, void *arg)
 	if (!store_row_isnull(row, 6))
 		json_object_set_new(o, "path",
 		    json_string(store_row_text(row, 6)));
-	if (!store_row_isnull(row, 7) && (v = parse_text(
+	if (!store_row_isnull(row, 7) && (v = erm_json_parse_text(
 	    store_row_text(row, 7))) != NULL)
 		json_object_set_new(o, "context", v);
 	json_array_append_new(c->errors, o);

@@ -459,30 +459,6 @@ forward_host(void)
 	return (fw.host);
 }
 
-static char *
-json_text(const json_t *v)
-{
-	struct erm_buf	b = { NULL, 0, 0, 1 << 24 };
-
-	if (v == NULL || erm_json_write(&b, v) == -1 ||
-	    erm_buf_add(&b, "", 1) == -1) {
-		erm_buf_free(&b);
-		return (NULL);
-	}
-	return ((char *)b.p);
-}
-
-static json_t *
-parse_text(const char *s)
-{
-	const char	*why;
-
-	if (s == NULL)
-		return (NULL);
-	return (erm_json_parse((const uint8_t *)s, strlen(s), ERM_MAX_DEPTH,
-	    &why));
-}
-
 char *
 forward_error_row(const struct error_report *r)
 {
@@ -508,9 +484,9 @@ forward_error_row(const struct error_report *r)
 		json_object_set_new(row, "message", json_string(r->message));
 	if (r->path != NULL)
 		json_object_set_new(row, "path", json_string(r->path));
-	if (r->context != NULL && (v = parse_text(r->context)) != NULL)
+	if (r->context != NULL && (v = erm_json_parse_text(r->context)) != NULL)
 		json_object_set_new(row, "context", v);
-	if ((eo = parse_text(r->error)) != NULL) {
+	if ((eo = erm_json_parse_text(r->error)) != NULL) {
 		if ((v = json_object_get(eo, "errno")) != NULL) {
 			if (json_is_string(v)) {
 				name = json_string_value(v);
@@ -538,7 +514,7 @@ forward_error_row(const struct error_report *r)
 			json_object_set(row, "retry_after_ms", v);
 		json_decref(eo);
 	}
-	text = json_text(row);
+	text = erm_json_text(row, 1 << 24);
 	json_decref(row);
 	return (text);
 }
@@ -590,7 +566,7 @@ queue_row(enum fwd_kind kind, const char *id, json_t *row, int severity)
 	struct queued	*q;
 
 	if ((q = calloc(1, sizeof(*q))) == NULL ||
-	    (q->body = json_text(row)) == NULL) {
+	    (q->body = erm_json_text(row, 1 << 24)) == NULL) {
 		free(q);
 		log_warnx("supabase: out of memory queueing a %s row",
 		    kind_names[kind]);

@@ -15,18 +15,6 @@
 #include "methods.h"
 #include "store.h"
 
-static char *
-json_text(const json_t *v, size_t max)
-{
-	struct erm_buf	b = { NULL, 0, 0, max + 1 };
-
-	if (erm_json_write(&b, v) == -1 || erm_buf_add(&b, "", 1) == -1) {
-		erm_buf_free(&b);
-		return (NULL);
-	}
-	return ((char *)b.p);
-}
-
 static int
 io_error(struct ermd_req *req, int err, const char *what)
 {
@@ -131,7 +119,7 @@ m_error_report(struct ermd_req *req)
 	    (path != NULL && (r->path = strdup(path)) == NULL) ||
 	    (eo.message != NULL && (r->message = strdup(eo.message)) == NULL))
 		goto oom;
-	if (ctx != NULL && (r->context = json_text(ctx,
+	if (ctx != NULL && (r->context = erm_json_text(ctx,
 	    ERROR_CONTEXT_MAX)) == NULL) {
 		error_report_free(r);
 		errobj_clear(&eo);
@@ -140,7 +128,7 @@ m_error_report(struct ermd_req *req)
 		return (req_param_fail(req, &e));
 	}
 	ej = errobj_to_json(&eo);
-	r->error = ej != NULL ? json_text(ej, 1 << 20) : NULL;
+	r->error = ej != NULL ? erm_json_text(ej, 1 << 20) : NULL;
 	json_decref(ej);
 	if (r->error == NULL)
 		goto oom;

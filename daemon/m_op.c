@@ -41,18 +41,6 @@ struct op_row {
 
 static struct metric	*m_recovered, *m_failed;
 
-static char *
-json_text(const json_t *v)
-{
-	struct erm_buf	b = { NULL, 0, 0, 1 << 24 };
-
-	if (erm_json_write(&b, v) == -1 || erm_buf_add(&b, "", 1) == -1) {
-		erm_buf_free(&b);
-		return (NULL);
-	}
-	return ((char *)b.p);
-}
-
 static int
 row_run(struct store_tx *tx, void *arg)
 {
@@ -140,8 +128,8 @@ finish(struct op *op, enum op_state state, const char *reason,
 	r->finished_at = (int64_t)op->finished_at;
 	r->uid = (int64_t)op->uid;
 	r->pid = (int64_t)op->pid;
-	r->errors = json_text(op->errors);
-	r->backups = json_text(op->backups);
+	r->errors = erm_json_text(op->errors, 1 << 24);
+	r->backups = erm_json_text(op->backups, 1 << 24);
 	decide_flush();		/* the breaker's change commits first */
 	if (r->operation == NULL || r->state == NULL || r->errors == NULL ||
 	    r->backups == NULL || store_submit(row_run, row_done, r) == -1) {
@@ -617,12 +605,10 @@ static int
 stored_op(const struct store_row *row, void *arg)
 {
 	json_t		**out = arg;
-	const char	 *why;
 	json_t		 *errors, *backups;
-	const char	 *e = store_row_text(row, 6), *b = store_row_text(row, 7);
 
-	errors = erm_json_parse((const uint8_t *)e, strlen(e), 64, &why);
-	backups = erm_json_parse((const uint8_t *)b, strlen(b), 64, &why);
+	errors = erm_json_parse_text(store_row_text(row, 6));
+	backups = erm_json_parse_text(store_row_text(row, 7));
 	*out = json_pack("{s:s, s:s, s:s, s:i, s:o, s:o, s:I, s:I, s:b}",
 	    "op", store_row_text(row, 0), "operation", store_row_text(row, 1),
 	    "state", store_row_text(row, 2), "attempts",

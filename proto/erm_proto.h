@@ -124,6 +124,18 @@ void		 erm_buf_free(struct erm_buf *);
 int		 erm_json_write(struct erm_buf *, const json_t *v);
 
 /*
+ * The compact text of v as a NUL-terminated string the caller frees, or
+ * NULL when v is NULL, cannot be written, or is longer than max bytes.
+ */
+char		*erm_json_text(const json_t *v, size_t max);
+
+/*
+ * Parse text that ermd itself wrote (a stored column): NULL for NULL or for
+ * text that does not parse. Nesting up to 64 levels is accepted.
+ */
+json_t		*erm_json_parse_text(const char *s);
+
+/*
  * Serialise obj compactly and append a complete frame to a caller buffer.
  * Returns a malloc'ed frame (header + body) and its size in *len, or NULL when
  * serialisation fails or the body would exceed max_frame.

@@ -478,3 +478,11 @@ erm_json_parse(const uint8_t *buf, size_t len, int max_depth,
 		*err = r.err != NULL ? r.err : "invalid JSON";
 	return (v);
 }
+
+json_t *
+erm_json_parse_text(const char *s)
+{
+	if (s == NULL)
+		return (NULL);
+	return (erm_json_parse((const uint8_t *)s, strlen(s), 64, NULL));
+}

@@ -220,6 +220,19 @@ put_value(struct erm_buf *b, const json_t *v, int depth)
 	return (-1);
 }
 
+char *
+erm_json_text(const json_t *v, size_t max)
+{
+	struct erm_buf	b = { NULL, 0, 0, max + 1 };
+
+	if (v == NULL || erm_json_write(&b, v) == -1 ||
+	    erm_buf_add(&b, "", 1) == -1) {
+		erm_buf_free(&b);
+		return (NULL);
+	}
+	return ((char *)b.p);
+}
+
 int
 erm_json_write(struct erm_buf *b, const json_t *v)
 {
