@@ -176,9 +176,21 @@ class NonAdminTest(unittest.TestCase):
             self.skipTest("needs root to run a child as nobody")
         import subprocess
         import sys
+        import shutil
         d = H.Daemon(extra_conf="[daemon]\nsocket_mode = 0666\n").start()
         try:
             os.chmod(d.dir, 0o755)
+            # The checkout may sit where nobody cannot read (a 0700 temp
+            # dir): give the child its own readable copy of the package.
+            pydir = os.path.join(d.dir, "py")
+            shutil.copytree(os.path.join(H.PKG, "ermd_client"),
+                            os.path.join(pydir, "ermd_client"))
+            for root, dirs, files in os.walk(pydir):
+                os.chmod(root, 0o755)
+                for f in files:
+                    os.chmod(os.path.join(root, f), 0o644)
+            env = d.env()
+            env["PYTHONPATH"] = pydir
             code = (
                 "import asyncio\n"
                 "from ermd_client import *\n"
@@ -196,7 +208,7 @@ class NonAdminTest(unittest.TestCase):
             for exe in (sys.executable, "/usr/bin/python3"):
                 try:
                     out = subprocess.run(
-                        [exe, "-c", code], env=d.env(), user="nobody",
+                        [exe, "-c", code], env=env, user="nobody",
                         capture_output=True, text=True, timeout=20)
                     break
                 except PermissionError:
