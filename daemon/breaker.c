@@ -209,7 +209,6 @@ struct owner {
 };
 
 struct breaker {
-	struct hnode		 node;
 	struct breakers		*reg;
 	enum breaker_state	 state;
 	struct breaker_config	 cfg;		/* effective */
@@ -238,6 +237,11 @@ struct breaker {
 	struct clock_timer	*lease_timer;	/* oldest lease expires */
 	json_t			*last_error;
 	int			 dirty;
+	/*
+	 * Last, beside the name it points at: a lookup by name, which
+	 * compares both, then touches one or two cache lines, not three.
+	 */
+	struct hnode		 node;
 	char			 name[];
 };
 
@@ -1175,18 +1179,31 @@ breaker_record(struct breakers *reg, const char *name, const char *permit,
 	struct permit		*p = NULL;
 	enum breaker_outcome	 outcome = call->outcome;
 	uint64_t		 now = clock_now_ms();
-	int			 rc, trial, failure, slow;
+	int			 rc, trial, failure = 0, slow = 0;
+	int			 window_only = 0;
 
 	memset(res, 0, sizeof(*res));
-	if ((b = get_or_create(reg, name, &rc)) == NULL)
+	/* An outstanding permit names its breaker: no lookup by name. */
+	if (permit != NULL &&
+	    (n = htab_find(&reg->permits, permit, strlen(permit))) != NULL) {
+		p = HTAB_ENTRY(n, struct permit, node);
+		if (strcmp(p->b->name, name) != 0)
+			p = NULL;
+	}
+	if (p != NULL)
+		b = p->b;
+	else if ((b = get_or_create(reg, name, &rc)) == NULL)
 		return (rc);
 	poll_breaker(b, now);
 	b->last_call = now;
 
 	if (permit != NULL) {
+		/*
+		 * poll_breaker may have changed the state, which ends every
+		 * permit of the old generation: look again.
+		 */
 		n = htab_find(&reg->permits, permit, strlen(permit));
-		if (n != NULL)
-			p = HTAB_ENTRY(n, struct permit, node);
+		p = n != NULL ? HTAB_ENTRY(n, struct permit, node) : NULL;
 		if (p == NULL || p->b != b)
 			goto out;		/* not an outstanding lease */
 		trial = p->trial;
@@ -1228,13 +1245,36 @@ breaker_record(struct breakers *reg, const char *name, const char *permit,
 		trial_outcome(b, failure, slow, "half_open_failure");
 	else {
 		window_add(&b->w, failure, slow, now);
-		b->dirty = 1;
+		if (failure && call->error != NULL)
+			b->dirty = 1;
+		else
+			window_only = 1;
 		if (b->state == BRK_CLOSED)
 			closed_check(b);
 	}
 out:
 	res->state = b->state;
+	if (window_only && !b->dirty && reg->hooks.on_outcome != NULL)
+		reg->hooks.on_outcome(reg->hooks.arg, b, failure, slow, now);
+	else if (window_only)
+		b->dirty = 1;
 	flush(b);
+	return (0);
+}
+
+int
+breaker_replay_outcome(struct breakers *reg, const char *name, int failure,
+    int slow, uint64_t at)
+{
+	struct breaker	*b = lookup(reg, name);
+
+	if (b == NULL || (b->state != BRK_CLOSED &&
+	    b->state != BRK_METRICS_ONLY))
+		return (-1);
+	if (b->w.type == WINDOW_TIME &&
+	    at / 1000 + (uint64_t)b->w.size <= b->w.head)
+		return (-1);
+	window_add(&b->w, failure, slow, at);
 	return (0);
 }
 

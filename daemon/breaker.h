@@ -118,6 +118,15 @@ struct breaker_hooks {
 		    const char *reason);
 	void	(*on_change)(void *arg, const struct breaker *b);
 	void	(*on_evict)(void *arg, const struct breaker *b);
+	/*
+	 * on_outcome: an outcome went into the window of a closed or
+	 * metrics_only breaker and changed nothing else that is durable (no
+	 * state, no last_error). The owner may log it and replay it with
+	 * breaker_replay_outcome() after a restart instead of writing a
+	 * snapshot. NULL: on_change is called instead.
+	 */
+	void	(*on_outcome)(void *arg, const struct breaker *b, int failure,
+		    int slow, uint64_t at);
 	void	 *arg;
 };
 
@@ -139,6 +148,15 @@ void		 breakers_free(struct breakers *reg);
  */
 void		 breakers_set_hooks(struct breakers *reg,
 		    const struct breaker_hooks *hooks);
+/*
+ * Put an outcome logged through on_outcome back into the window of the
+ * named breaker, at its time, judging nothing (a state change it caused
+ * was stored when it happened). At start-up, after breaker_restore() and
+ * before the hooks. -1 when there is no such breaker, it is not closed or
+ * metrics_only, or the outcome has left a time window.
+ */
+int		 breaker_replay_outcome(struct breakers *reg, const char *name,
+		    int failure, int slow, uint64_t at);
 void		 breakers_set_limits(struct breakers *reg, size_t max_breakers,
 		    size_t max_permits);
 /*

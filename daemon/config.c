@@ -60,6 +60,8 @@ static const struct option options[] = {
 	{ "store", "path", T_STR, 0, PATH_MAX - 16, "", OFF(store_path), NULL },
 	{ "store", "durability", T_ENUM, 0, 0, "full", OFF(durability),
 	    durability_words },
+	{ "store", "breaker_journal_bytes", T_INT, 65536, INT64_C(1) << 40,
+	    "67108864", OFF(breaker_journal_bytes), NULL },
 };
 #define NOPTIONS	(sizeof(options) / sizeof(options[0]))
 

@@ -44,6 +44,7 @@ struct config {
 	/* [store] */
 	char		*store_path;		/* "" means <state_dir>/ermd.db */
 	int		 durability;
+	int64_t		 breaker_journal_bytes;
 
 	struct config_entry	*entries;
 	size_t			 nentries;

@@ -4,6 +4,7 @@
  */
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "ermd.h"
 #include "events.h"
 #include "htab.h"
+#include "journal.h"
 #include "log.h"
 #include "metrics.h"
 #include "report.h"
@@ -43,6 +45,10 @@ struct flush {
 		char	*snapshot;	/* NULL: delete */
 	}		*rows;
 	int		 state_change;
+	struct journal_batch *jb;	/* journal records to write first */
+	uint64_t	 journal_seq;	/* the snapshots include up to it */
+	unsigned	 retire;	/* journal files done with, or 0 */
+	uint64_t	 failures;	/* dc.flush_failures when made */
 	struct {
 		struct ermd_req	*req;
 		int		 status;
@@ -61,6 +67,15 @@ static struct {
 	size_t			 dirty_state;	/* dirty with a state change */
 	struct flush		*state_flush;	/* in flight, with a change */
 	struct clock_timer	*flush_timer;
+	uint64_t		 flush_failures;
+	struct journal		*journal;	/* NULL: snapshots only */
+	struct {
+		char		**names;	/* still to write */
+		size_t		  n, pos;
+		unsigned	  retire;	/* journal files it replaces */
+		uint64_t	  failures;	/* flush_failures at the start */
+		int		  on;
+	}			 compact;
 } dc;
 
 /*
@@ -68,6 +83,8 @@ static struct {
  * written at most this often (a state change is written at once).
  */
 #define FLUSH_INTERVAL_MS	100
+/* Snapshots a compaction of the journal adds to each flush. */
+#define COMPACT_BATCH		2000
 
 /* ---- config ------------------------------------------------------------ */
 
@@ -407,10 +424,29 @@ decide_request_policy(struct ermd_req *req, const char *member,
  * are marked dirty by name; a flush writes the snapshots of all of them in
  * one store job, so a burst of calls costs one write. A reply waits only
  * when a state change is among the unwritten ones (or still being
- * written); window counters are written within FLUSH_INTERVAL_MS (and with
- * any state change), so a kill -9 can lose the outcomes of the last moment
- * before it, but never a state.
+ * written).
+ *
+ * An outcome that only moved a window (the common call) is not a reason
+ * to rewrite a snapshot: it is appended to the journal (journal.c), a few
+ * bytes of sequential writing, where a snapshot upsert would dirty a page
+ * of the breakers table per call once there are many breakers. Each
+ * snapshot row keeps the journal seq it includes; at start-up the journal
+ * records after it are put back into the window. Journal and snapshots are
+ * written within FLUSH_INTERVAL_MS, so a kill -9 can lose the outcomes of
+ * the last moment before it, but never a state.
+ *
+ * Past [store] breaker_journal_bytes the journal starts a new file and a
+ * compaction rewrites every breaker's snapshot, COMPACT_BATCH per flush;
+ * once the flush with the last of them has committed (and none failed
+ * meanwhile) the older journal files are removed.
  */
+static void
+arm_flush(void)
+{
+	if (dc.flush_timer != NULL && !clock_timer_pending(dc.flush_timer))
+		clock_timer_after(dc.flush_timer, FLUSH_INTERVAL_MS);
+}
+
 static void
 mark_dirty(const char *name, int state_change, int gone)
 {
@@ -436,8 +472,7 @@ mark_dirty(const char *name, int state_change, int gone)
 		dc.dirty_state++;
 	}
 	d->gone = gone;
-	if (dc.flush_timer != NULL && !clock_timer_pending(dc.flush_timer))
-		clock_timer_after(dc.flush_timer, FLUSH_INTERVAL_MS);
+	arm_flush();
 }
 
 static int
@@ -447,16 +482,21 @@ flush_run(struct store_tx *tx, void *arg)
 	int64_t		 now = (int64_t)clock_now_ms();
 	size_t		 i;
 
+	/* The journal first: a reply waiting for this job waits for it. */
+	if (f->jb != NULL)
+		(void)journal_batch_write(f->jb);
 	for (i = 0; i < f->nrows; i++) {
 		if (f->rows[i].snapshot == NULL) {
 			if (store_tx_exec(tx, "DELETE FROM breakers WHERE "
 			    "name = ?", "t", f->rows[i].name) == -1)
 				return (-1);
 		} else if (store_tx_exec(tx, "INSERT INTO breakers (name, "
-		    "snapshot, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) "
-		    "DO UPDATE SET snapshot = excluded.snapshot, updated_at = "
-		    "excluded.updated_at", "tti", f->rows[i].name,
-		    f->rows[i].snapshot, now) == -1)
+		    "snapshot, updated_at, journal_seq) VALUES (?, ?, ?, ?) "
+		    "ON CONFLICT (name) DO UPDATE SET snapshot = "
+		    "excluded.snapshot, updated_at = excluded.updated_at, "
+		    "journal_seq = excluded.journal_seq", "ttii",
+		    f->rows[i].name, f->rows[i].snapshot, now,
+		    (int64_t)f->journal_seq) == -1)
 			return (-1);
 	}
 	return (0);
@@ -467,6 +507,8 @@ flush_free(struct flush *f)
 {
 	size_t	i;
 
+	if (f->jb != NULL)
+		journal_batch_done(f->jb);	/* not written: breaks it */
 	for (i = 0; i < f->nrows; i++) {
 		free(f->rows[i].name);
 		free(f->rows[i].snapshot);
@@ -485,8 +527,18 @@ flush_done(void *arg, const struct store_result *res)
 
 	if (dc.state_flush == f)
 		dc.state_flush = NULL;
-	if (!res->ok)
+	if (f->jb != NULL) {
+		journal_batch_done(f->jb);
+		f->jb = NULL;
+	}
+	if (!res->ok) {
 		log_warnx("breakers: cannot store snapshots: %s", res->msg);
+		dc.flush_failures++;
+	} else if (f->retire != 0 && dc.journal != NULL &&
+	    f->failures == dc.flush_failures) {
+		journal_remove(dc.journal, f->retire);
+		arm_flush();		/* the removal goes with a batch */
+	}
 	for (i = 0; i < f->nwaiters; i++) {
 		req = f->waiters[i].req;
 		if (!res->ok) {
@@ -504,6 +556,67 @@ flush_done(void *arg, const struct store_result *res)
 	flush_free(f);
 }
 
+static void
+compact_end(void)
+{
+	while (dc.compact.pos < dc.compact.n)
+		free(dc.compact.names[dc.compact.pos++]);
+	free(dc.compact.names);
+	memset(&dc.compact, 0, sizeof(dc.compact));
+}
+
+static void
+collect_name(void *arg, const struct breaker *b)
+{
+	char	*name;
+
+	(void)arg;
+	if ((name = strdup(breaker_name(b))) == NULL)
+		return;		/* rewritten at the next compaction */
+	dc.compact.names[dc.compact.n++] = name;
+}
+
+/*
+ * Start a compaction when the journal's file is full: every breaker's
+ * snapshot is rewritten (they may all have records in the files it
+ * replaces), COMPACT_BATCH per flush so that no loop pass serialises
+ * them all. Then queue the next batch.
+ */
+static void
+compact_step(void)
+{
+	size_t	i, total;
+
+	if (!dc.compact.on) {
+		if (dc.journal == NULL || journal_broken(dc.journal) ||
+		    journal_bytes(dc.journal) <
+		    (uint64_t)ermd.cfg->breaker_journal_bytes)
+			return;
+		total = breakers_count(dc.breakers, NULL);
+		if ((dc.compact.names = calloc(total + 1,
+		    sizeof(char *))) == NULL)
+			return;		/* try again at the next flush */
+		if ((dc.compact.retire = journal_rotate(dc.journal)) == 0) {
+			compact_end();
+			return;
+		}
+		dc.compact.on = 1;
+		dc.compact.failures = dc.flush_failures;
+		breakers_foreach(dc.breakers, collect_name, NULL);
+		log_info("breakers: journal file %u full, rewriting %zu "
+		    "snapshots", dc.compact.retire, dc.compact.n);
+	}
+	for (i = 0; i < COMPACT_BATCH && dc.compact.pos < dc.compact.n;
+	    i++) {
+		mark_dirty(dc.compact.names[dc.compact.pos], 0, 0);
+		free(dc.compact.names[dc.compact.pos++]);
+	}
+	if (dc.compact.n == 0) {	/* no breakers: nothing to rewrite */
+		journal_remove(dc.journal, dc.compact.retire);
+		compact_end();
+	}
+}
+
 /* Serialise every dirty breaker into a new store job; NULL when none. */
 static struct flush *
 flush_now(void)
@@ -512,17 +625,22 @@ flush_now(void)
 	struct hnode		*h, *next;
 	struct dirty		*d;
 	const struct breaker	*b;
+	struct journal_batch	*jb;
 	json_t			*snap;
 	size_t			 bucket = 0, n = 0;
 
-	if (dc.dirty.n == 0)
+	jb = dc.journal != NULL ? journal_take(dc.journal) : NULL;
+	if (dc.dirty.n == 0 && jb == NULL)
 		return (NULL);
 	if ((f = calloc(1, sizeof(*f))) == NULL ||
-	    (f->rows = calloc(dc.dirty.n, sizeof(*f->rows))) == NULL) {
+	    (f->rows = calloc(dc.dirty.n + 1, sizeof(*f->rows))) == NULL) {
 		free(f);
+		if (jb != NULL)
+			journal_batch_done(jb);
 		log_warnx("breakers: out of memory writing snapshots");
 		return (NULL);
 	}
+	f->jb = jb;
 	for (h = htab_next(&dc.dirty, NULL, &bucket); h != NULL; h = next) {
 		next = htab_next(&dc.dirty, h, &bucket);
 		d = HTAB_ENTRY(h, struct dirty, node);
@@ -539,6 +657,13 @@ flush_now(void)
 	}
 	f->nrows = n;
 	dc.dirty_state = 0;
+	if (dc.journal != NULL)
+		f->journal_seq = journal_seq(dc.journal);
+	if (dc.compact.on && dc.compact.pos == dc.compact.n) {
+		f->retire = dc.compact.retire;
+		f->failures = dc.compact.failures;
+		compact_end();
+	}
 	if (store_submit(flush_run, flush_done, f) == -1) {
 		flush_free(f);
 		return (NULL);
@@ -558,7 +683,10 @@ static void
 flush_timer_cb(void *arg)
 {
 	(void)arg;
+	compact_step();
 	(void)flush_now();
+	if (dc.compact.on)
+		arm_flush();
 }
 
 static int
@@ -618,6 +746,20 @@ on_change(void *arg, const struct breaker *b)
 }
 
 static void
+on_outcome(void *arg, const struct breaker *b, int failure, int slow,
+    uint64_t at)
+{
+	const char	*name = breaker_name(b);
+
+	(void)arg;
+	if (dc.journal == NULL || journal_append(dc.journal, name,
+	    strlen(name), failure, slow, at) == 0)
+		mark_dirty(name, 0, 0);		/* the snapshot keeps it */
+	else
+		arm_flush();
+}
+
+static void
 on_evict(void *arg, const struct breaker *b)
 {
 	(void)arg;
@@ -626,26 +768,95 @@ on_evict(void *arg, const struct breaker *b)
 }
 
 static const struct breaker_hooks hooks = {
-	on_transition, on_change, on_evict, NULL
+	on_transition, on_change, on_evict, on_outcome, NULL
+};
+
+static void	mark_each(void *, const struct breaker *);
+
+/* At start-up: the journal seq each restored snapshot includes. */
+struct restored {
+	struct htab	 seqs;		/* of struct restored_seq */
+	uint64_t	 max_seq;
+	size_t		 n, replayed;
+};
+
+struct restored_seq {
+	struct hnode	 node;
+	uint64_t	 seq;
+	char		 name[];
 };
 
 static int
 load_row(const struct store_row *row, void *arg)
 {
-	json_t		*snap;
-	char		 err[256];
-	int		*n = arg;
+	struct restored		*r = arg;
+	struct restored_seq	*rs;
+	const char		*name = store_row_text(row, 0);
+	json_t			*snap;
+	char			 err[256];
+	size_t			 len = strlen(name);
 
 	snap = erm_json_parse_text(store_row_text(row, 1));
 	if (snap == NULL || breaker_restore(dc.breakers, snap, err,
-	    sizeof(err)) == -1)
+	    sizeof(err)) == -1) {
 		log_warnx("breaker %s: stored state unreadable, starting "
-		    "afresh: %s", store_row_text(row, 0), snap == NULL ?
-		    "not JSON" : err);
-	else
-		(*n)++;
+		    "afresh: %s", name, snap == NULL ? "not JSON" : err);
+		json_decref(snap);
+		return (0);
+	}
 	json_decref(snap);
+	r->n++;
+	if ((rs = malloc(sizeof(*rs) + len + 1)) == NULL)
+		return (-1);
+	rs->seq = (uint64_t)store_row_int(row, 2);
+	memcpy(rs->name, name, len + 1);
+	if (htab_insert(&r->seqs, &rs->node, rs->name, len) == -1) {
+		free(rs);
+		return (-1);
+	}
+	if (rs->seq > r->max_seq)
+		r->max_seq = rs->seq;
 	return (0);
+}
+
+/* A journal record newer than its breaker's snapshot goes back in. */
+static void
+replay(const struct journal_rec *rec, void *arg)
+{
+	struct restored		*r = arg;
+	struct hnode		*h;
+
+	h = htab_find(&r->seqs, rec->name, rec->namelen);
+	if (h == NULL || rec->seq <= HTAB_ENTRY(h, struct restored_seq,
+	    node)->seq)
+		return;
+	if (breaker_replay_outcome(dc.breakers, rec->name, rec->failure,
+	    rec->slow, rec->at) == 0)
+		r->replayed++;
+}
+
+static void
+restored_free(struct restored *r)
+{
+	struct hnode	*h, *next;
+	size_t		 bucket = 0;
+
+	for (h = htab_next(&r->seqs, NULL, &bucket); h != NULL; h = next) {
+		next = htab_next(&r->seqs, h, &bucket);
+		htab_remove(&r->seqs, h);
+		free(HTAB_ENTRY(h, struct restored_seq, node));
+	}
+	htab_free(&r->seqs);
+}
+
+static void
+journal_failed(const char *msg, void *arg)
+{
+	(void)arg;
+	log_warnx("breakers: journal: %s; window counters go into the "
+	    "snapshots from now on", msg);
+	/* The outcomes of the lost write are in memory: store them. */
+	breakers_foreach(dc.breakers, mark_each, NULL);
 }
 
 static void
@@ -766,8 +977,13 @@ decide_start(void)
 	static const char *const lb[] = { "breaker", NULL };
 	static const char *const lbt[] = { "breaker", "to", NULL };
 	static const char *const ld[] = { "decision", NULL };
-	int	n = 0;
+	struct restored	 r;
+	struct flush	*f;
+	char		 prefix[PATH_MAX], err[512];
+	unsigned	 old = 0;
 
+	memset(&r, 0, sizeof(r));
+	htab_init(&r.seqs);
 	htab_init(&dc.dirty);
 	retry_rng_seed_random(&dc.rng);
 	if ((dc.breakers = breakers_new(NULL)) == NULL ||
@@ -777,18 +993,34 @@ decide_start(void)
 	classify_config_init(&dc.classify);
 	dc.classify_init = 1;
 	apply(ermd.cfg);
-	if (store_query(load_row, &n, "SELECT name, snapshot FROM breakers",
-	    NULL) == -1)
+	if (store_query(load_row, &r, "SELECT name, snapshot, journal_seq "
+	    "FROM breakers", NULL) == -1)
 		fatalx("breakers: cannot read the stored breakers");
-	if (n > 0)
-		log_info("breakers: %d restored", n);
+	if ((size_t)snprintf(prefix, sizeof(prefix), "%s-breakers",
+	    config_store_path(ermd.cfg)) >= sizeof(prefix))
+		fatalx("breakers: the journal's path is too long");
+	if ((dc.journal = journal_open(prefix, r.max_seq, replay,
+	    journal_failed, &r, &old, err, sizeof(err))) == NULL)
+		fatalx("breakers: journal: %s", err);
+	if (journal_broken(dc.journal))
+		log_warnx("breakers: journal: %s; window counters go into "
+		    "the snapshots", err);
+	if (r.n > 0)
+		log_info("breakers: %zu restored, %zu journalled outcomes "
+		    "replayed", r.n, r.replayed);
+	restored_free(&r);
 	breakers_set_hooks(dc.breakers, &hooks);
-	/* What restoring changed (an open timeout that ran out while the
-	 * daemon was down) is stored too. */
+	/* What restoring and replaying changed (an open timeout that ran
+	 * out while the daemon was down, window counters) is stored too;
+	 * then the journal files read are no longer needed. */
 	breakers_foreach(dc.breakers, mark_each, NULL);
 	if ((dc.flush_timer = clock_timer_new(flush_timer_cb, NULL)) == NULL)
 		fatalx("decide: out of memory");
-	(void)flush_now();
+	if ((f = flush_now()) != NULL) {
+		f->retire = old;
+		f->failures = dc.flush_failures;
+	} else if (old != 0)
+		journal_remove(dc.journal, old);
 	conn_on_close(conn_closed);
 	report_register(&reporter);
 	metrics_collector("ermd_breaker_state", "Breaker state: 0 closed, "
@@ -808,6 +1040,9 @@ void
 decide_stop(void)
 {
 	(void)flush_now();	/* store_close writes it before exiting */
+	compact_end();
+	journal_close(dc.journal);
+	dc.journal = NULL;
 	clock_timer_free(dc.flush_timer);
 	dc.flush_timer = NULL;
 }

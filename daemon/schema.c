@@ -175,5 +175,11 @@ const char *const schema_migrations[] = {
 	"  details TEXT NOT NULL"
 	");"
 	"CREATE INDEX alerts_by_at ON alerts (at);",
+	/*
+	 * 8: breaker outcomes go to a journal (journal.c); each snapshot
+	 * keeps the journal seq it already includes.
+	 */
+	"ALTER TABLE breakers ADD COLUMN journal_seq INTEGER NOT NULL "
+	"DEFAULT 0;",
 	NULL
 };

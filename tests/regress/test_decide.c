@@ -275,6 +275,128 @@ START_TEST(state_survives_kill9)
 }
 END_TEST
 
+/*
+ * Outcomes that only move windows go to the journal; past
+ * breaker_journal_bytes a compaction rewrites the snapshots and removes
+ * the old file. After kill -9 every window is exact: snapshot plus the
+ * journal records after it.
+ */
+static void
+record_n(int fd, const char *name, const char *outcome, int n)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		json_decref(call_on(fd, "{\"id\":1,\"method\":"
+		    "\"breaker.record\",\"params\":{\"name\":\"%s\","
+		    "\"outcome\":\"%s\"}}", name, outcome));
+}
+
+/*
+ * Whether journal file n exists once the store's writer has caught up
+ * (it writes in the background of the reply that ran the timer): waits
+ * up to 10 s for the expected answer.
+ */
+static int
+journal_exists(unsigned n, int expect)
+{
+	char	path[300];
+	int	i, e = !expect;
+
+	snprintf(path, sizeof(path), "%s/ermd.db-breakers.%u", d.state, n);
+	for (i = 0; i < 1000 && (e = access(path, F_OK) == 0) != expect; i++)
+		usleep(10000);
+	return (e);
+}
+
+/* Run the flush timer until journal file n is gone (the compaction's
+ * commit comes back to the loop in the background). */
+static void
+flush_until_gone(int fd, unsigned n)
+{
+	char	path[300];
+	int	i, k;
+
+	snprintf(path, sizeof(path), "%s/ermd.db-breakers.%u", d.state, n);
+	for (i = 0; i < 50; i++) {
+		advance(fd, 100);
+		for (k = 0; k < 100 && access(path, F_OK) == 0; k++)
+			usleep(10000);
+		if (access(path, F_OK) != 0)
+			return;
+	}
+	ck_abort_msg("%s is still there", path);
+}
+
+static void
+expect_window(int fd, const char *name, int calls, int failures)
+{
+	json_t	*r, *w;
+
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.get\","
+	    "\"params\":{\"name\":\"%s\"}}", name);
+	w = json_object_get(result(r), "window");
+	ck_assert_msg(json_integer_value(json_object_get(w, "calls")) ==
+	    calls && json_integer_value(json_object_get(w, "failures")) ==
+	    failures, "%s: window %s, want %d calls, %d failures", name,
+	    json_dumps(w, 0), calls, failures);
+	json_decref(r);
+}
+
+START_TEST(window_counters_journal_and_compaction)
+{
+	int	 fd, i;
+	char	 name[16];
+
+	daemon_start(&d, "[store]\nbreaker_journal_bytes = 65536\n"
+	    "[breaker]\nwindow = count\nwindow_size = 100\n"
+	    "minimum_calls = 100\nfailure_threshold = 1000\n", manual);
+	fd = raw_connect(d.sock);
+	/* 300 breakers x 10 outcomes: about 85 KB of journal. */
+	for (i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "w%03d", i);
+		record_n(fd, name, "success", 10 - i % 5);
+		record_n(fd, name, "failure", i % 5);
+	}
+	ck_assert(journal_exists(1, 1));
+	advance(fd, 100);	/* written; full, so compacted; file 2 */
+	ck_assert(journal_exists(2, 1));
+	record_n(fd, "w000", "failure", 2);
+	record_n(fd, "w299", "success", 3);
+	flush_until_gone(fd, 1);	/* these, and file 1 goes */
+	ck_assert(journal_exists(2, 1));
+	/*
+	 * No timer now: the reply to a state change waits for a commit
+	 * that writes the journal records before it.
+	 */
+	record_n(fd, "w001", "failure", 1);
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"zz\",\"state\":\"forced_open\"}}"));
+	close(fd);
+	daemon_kill9(&d);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	for (i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "w%03d", i);
+		expect_window(fd, name, 10 + (i == 0 ? 2 : 0) + (i == 299 ?
+		    3 : 0) + (i == 1 ? 1 : 0), i % 5 + (i == 0 ? 2 : 0) +
+		    (i == 1 ? 1 : 0));
+	}
+	/* Start-up rewrote the snapshots: file 2 goes with the next
+	 * batch, and 3 takes the new records. */
+	ck_assert(journal_exists(3, 1));
+	record_n(fd, "w002", "success", 1);
+	flush_until_gone(fd, 2);
+	close(fd);
+	daemon_kill9(&d);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	expect_window(fd, "w002", 11, 2);
+	expect_window(fd, "w000", 12, 2);
+	close(fd);
+}
+END_TEST
+
 START_TEST(events_and_forced_states)
 {
 	int	 fd, sub;
@@ -886,6 +1008,7 @@ main(void)
 	tcase_add_test(tc, acquire_waits_for_half_open);
 	tcase_add_test(tc, permit_ttl_and_stale_generation);
 	tcase_add_test(tc, state_survives_kill9);
+	tcase_add_test(tc, window_counters_journal_and_compaction);
 	tcase_add_test(tc, events_and_forced_states);
 	tcase_add_test(tc, retry_budget_under_a_storm);
 	tcase_add_test(tc, retry_next_reasons);

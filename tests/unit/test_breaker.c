@@ -75,7 +75,35 @@ on_evict(void *arg, const struct breaker *b)
 }
 
 static const struct breaker_hooks hooks = {
-	on_transition, on_change, on_evict, NULL
+	on_transition, on_change, on_evict, NULL, NULL
+};
+
+/* What on_outcome saw, for the journal's owner (decide.c). */
+static struct {
+	struct {
+		char		 name[64];
+		int		 failure, slow;
+		uint64_t	 at;
+	}	 t[64];
+	int	 n;
+} outs;
+
+static void
+on_outcome(void *arg, const struct breaker *b, int failure, int slow,
+    uint64_t at)
+{
+	(void)arg;
+	ck_assert_int_lt(outs.n, (int)LEN(outs.t));
+	snprintf(outs.t[outs.n].name, sizeof(outs.t[0].name), "%s",
+	    breaker_name(b));
+	outs.t[outs.n].failure = failure;
+	outs.t[outs.n].slow = slow;
+	outs.t[outs.n].at = at;
+	outs.n++;
+}
+
+static const struct breaker_hooks journal_hooks = {
+	on_transition, on_change, on_evict, on_outcome, NULL
 };
 
 static void
@@ -1844,6 +1872,147 @@ restart(struct breakers *reg, const char *name,
 	return (reg);
 }
 
+/*
+ * With on_outcome set, an outcome that only moves the window is handed to
+ * it instead of on_change; anything else durable still goes to on_change.
+ */
+START_TEST(test_on_outcome)
+{
+	struct breaker_config	 c;
+	struct breakers		*reg;
+	char			 p[BREAKER_PERMIT_MAX];
+	json_t			*err = json_pack("{s:s}", "message", "boom");
+
+	memset(&outs, 0, sizeof(outs));
+	breaker_config_defaults(&c);
+	cset(&c, "failure_threshold", "3");
+	cset(&c, "slow_call_ms", "100");
+	reg = mkreg(&c);
+	breakers_set_hooks(reg, &journal_hooks);
+	ck_assert_int_eq(acq(reg, "cb", p), 0);		/* a new breaker */
+	ck_assert_int_eq(ev.changes, 1);
+	ck_assert(rec_full(reg, "cb", p, OUTCOME_SUCCESS, 250, CAT_NONE,
+	    NULL));
+	ck_assert_int_eq(ev.changes, 1);
+	ck_assert_int_eq(outs.n, 1);
+	ck_assert_str_eq(outs.t[0].name, "cb");
+	ck_assert_int_eq(outs.t[0].failure, 0);
+	ck_assert_int_eq(outs.t[0].slow, 1);
+	ck_assert_uint_eq(outs.t[0].at, t0);
+	clock_advance(5);
+	ck_assert(rec(reg, "cb", NULL, OUTCOME_FAILURE));	/* no error */
+	ck_assert_int_eq(outs.n, 2);
+	ck_assert_int_eq(outs.t[1].failure, 1);
+	ck_assert_int_eq(outs.t[1].slow, 0);
+	ck_assert_uint_eq(outs.t[1].at, t0 + 5);
+	ck_assert_int_eq(ev.changes, 1);
+	/* last_error is in the snapshot only. */
+	ck_assert(rec_full(reg, "cb", NULL, OUTCOME_FAILURE, -1,
+	    CAT_NETWORK_ERROR, err));
+	ck_assert_int_eq(outs.n, 2);
+	ck_assert_int_eq(ev.changes, 2);
+	/* A failure that opens the breaker is a state change. */
+	ck_assert(rec(reg, "cb", NULL, OUTCOME_FAILURE));
+	ck_assert_int_eq(st(reg, "cb"), BRK_OPEN);
+	ck_assert_int_eq(outs.n, 2);
+	ck_assert_int_eq(ev.changes, 3);
+	/* Ignored outcomes change nothing durable. */
+	ck_assert(rec(reg, "other", NULL, OUTCOME_IGNORED));
+	ck_assert_int_eq(outs.n, 2);
+	json_decref(err);
+	breakers_free(reg);
+}
+END_TEST
+
+/*
+ * A snapshot plus the outcomes after it, replayed, give the window the
+ * breaker had; replaying judges nothing, and refuses what cannot belong.
+ */
+START_TEST(test_replay_outcome)
+{
+	struct breaker_config	 c;
+	struct breakers		*reg;
+	json_t			*before, *after;
+	int			 i, from, to;
+
+	memset(&outs, 0, sizeof(outs));
+	breaker_config_defaults(&c);
+	cset(&c, "window", "count");
+	cset(&c, "window_size", "5");
+	cset(&c, "failure_rate_threshold", "100");
+	cset(&c, "slow_call_ms", "100");
+	reg = mkreg(&c);
+	breakers_set_hooks(reg, &journal_hooks);
+	for (i = 0; i < 3; i++)
+		call_d(reg, "cb", i == 1 ? OUTCOME_FAILURE : OUTCOME_SUCCESS,
+		    i * 80);
+	from = outs.n;		/* the snapshot below includes these */
+	for (i = 0; i < 6; i++)
+		call_d(reg, "cb", i % 2 ? OUTCOME_FAILURE : OUTCOME_SUCCESS,
+		    i * 40);
+	ck_assert_int_eq(outs.n, 9);
+	to = outs.n;
+	before = get(reg, "cb");
+	/* The snapshot is taken after the first three only. */
+	breakers_free(reg);
+	reg = mkreg(&c);
+	breakers_set_hooks(reg, &journal_hooks);
+	for (i = 0; i < 3; i++)
+		call_d(reg, "cb", i == 1 ? OUTCOME_FAILURE : OUTCOME_SUCCESS,
+		    i * 80);
+	reg = restart(reg, "cb", &c);
+	for (i = from; i < to; i++)
+		ck_assert_int_eq(breaker_replay_outcome(reg, "cb",
+		    outs.t[i].failure, outs.t[i].slow, outs.t[i].at), 0);
+	after = get(reg, "cb");
+	ck_assert_msg(json_equal(json_object_get(before, "window"),
+	    json_object_get(after, "window")), "%s vs %s",
+	    json_dumps(json_object_get(before, "window"), 0),
+	    json_dumps(json_object_get(after, "window"), 0));
+	ck_assert_int_eq(wnum(reg, "cb", "calls"), 5);
+	ck_assert_int_eq(wnum(reg, "cb", "failures"), 3);
+	ck_assert_int_eq(wnum(reg, "cb", "slow_calls"), 3);
+	json_decref(before);
+	json_decref(after);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "nobody", 0, 0, t0),
+	    -1);
+	breakers_free(reg);
+
+	/* Replaying never judges: a threshold crossed stays unjudged. */
+	breaker_config_defaults(&c);
+	cset(&c, "failure_threshold", "2");
+	reg = mkreg(&c);
+	call(reg, "k", OUTCOME_SUCCESS);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "k", 1, 0, t0), 0);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "k", 1, 0, t0), 0);
+	ck_assert_int_eq(st(reg, "k"), BRK_CLOSED);
+	ck_assert_int_eq(wnum(reg, "k", "consecutive_failures"), 2);
+	/* An open breaker takes none. */
+	ck_assert_int_eq(breaker_force(reg, "k", BRK_FORCED_OPEN, NULL), 0);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "k", 0, 0, t0), -1);
+	breakers_free(reg);
+
+	/* Time windows: into the bucket of its second, unless gone. */
+	breaker_config_defaults(&c);
+	cset(&c, "window", "time");
+	cset(&c, "window_size", "10");
+	reg = mkreg(&c);
+	call(reg, "t", OUTCOME_SUCCESS);			/* second 0 */
+	clock_advance(12000);
+	call(reg, "t", OUTCOME_SUCCESS);			/* second 12 */
+	ck_assert_int_eq(breaker_replay_outcome(reg, "t", 1, 0, t0 + 1000),
+	    -1);						/* left */
+	ck_assert_int_eq(breaker_replay_outcome(reg, "t", 1, 0, t0 + 5000),
+	    0);
+	ck_assert_int_eq(wnum(reg, "t", "calls"), 2);
+	ck_assert_int_eq(wnum(reg, "t", "failures"), 1);
+	clock_advance(3000);			/* second 15: second 5 left */
+	ck_assert_int_eq(wnum(reg, "t", "calls"), 1);
+	ck_assert_int_eq(wnum(reg, "t", "failures"), 0);
+	breakers_free(reg);
+}
+END_TEST
+
 START_TEST(test_snapshot_open)
 {
 	struct breaker_config	 c;
@@ -2097,6 +2266,8 @@ breaker_suite(void)
 	tcase_add_test(tc, test_force_matrix);
 	tcase_add_test(tc, test_reset);
 	tcase_add_test(tc, test_on_change);
+	tcase_add_test(tc, test_on_outcome);
+	tcase_add_test(tc, test_replay_outcome);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("windows");

@@ -1,0 +1,490 @@
+/* The breaker outcome journal; see journal.h. */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+
+#define MAGIC		"ERMJRNL1"
+#define MAGIC_LEN	8
+#define HDR_LEN		24
+#define BUF_START	(64u << 10)
+#define NO_ROTATION	SIZE_MAX
+
+struct journal {
+	char			*prefix;
+	journal_error_fn	 on_error;
+	void			*arg;
+	uint64_t		 seq;
+	uint64_t		 bytes;		/* in the current file */
+	unsigned		 cur;		/* the file appends go to */
+	int			 broken;
+	int			 closing;
+	unsigned		 outstanding;	/* batches taken, not done */
+
+	/* The loop's side: what waits for the next batch. */
+	char			*buf;
+	size_t			 len, cap;
+	size_t			 rot_at;	/* bytes of buf for the old file */
+	unsigned		 remove_upto, remove_sent;
+
+	/* The files' side: only journal_batch_write touches these. */
+	int			 fd;
+	unsigned		 removed;	/* files up to it are gone */
+};
+
+struct journal_batch {
+	struct journal	*j;
+	char		*buf;
+	size_t		 len, rot;	/* rot bytes go to the old file */
+	unsigned	 open;		/* the file to start there, or 0 */
+	unsigned	 remove_upto;
+	int		 written;
+	char		 msg[256];	/* why it was not */
+};
+
+static uint32_t
+fnv1a(const unsigned char *p, size_t n, uint32_t h)
+{
+	while (n-- > 0) {
+		h ^= *p++;
+		h *= 16777619u;
+	}
+	return (h);
+}
+
+static int
+file_path(const struct journal *j, unsigned n, char *path, size_t sz)
+{
+	int	 len = snprintf(path, sz, "%s.%u", j->prefix, n);
+
+	return (len < 0 || (size_t)len >= sz ? -1 : 0);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+/* The numbers N of the existing PREFIX.N, ascending. */
+static int
+list_files(const char *prefix, unsigned **out, size_t *nout)
+{
+	char		 dir[PATH_MAX];
+	const char	*base, *slash = strrchr(prefix, '/'), *p;
+	size_t		 blen, n = 0, cap = 0, i, k;
+	unsigned	*v = NULL, *nv, num, t;
+	unsigned long	 l;
+	struct dirent	*de;
+	DIR		*d;
+	char		*end;
+
+	if (slash == NULL) {
+		strcpy(dir, ".");
+		base = prefix;
+	} else {
+		if ((size_t)(slash - prefix) >= sizeof(dir))
+			return (-1);
+		memcpy(dir, prefix, (size_t)(slash - prefix));
+		dir[slash - prefix] = '\0';
+		if (dir[0] == '\0')
+			strcpy(dir, "/");
+		base = slash + 1;
+	}
+	blen = strlen(base);
+	if ((d = opendir(dir)) == NULL)
+		return (-1);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, base, blen) != 0 ||
+		    de->d_name[blen] != '.')
+			continue;
+		p = de->d_name + blen + 1;
+		if (*p < '1' || *p > '9')
+			continue;
+		errno = 0;
+		l = strtoul(p, &end, 10);
+		if (*end != '\0' || errno != 0 || l > UINT_MAX / 2)
+			continue;
+		num = (unsigned)l;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				free(v);
+				closedir(d);
+				return (-1);
+			}
+			v = nv;
+		}
+		v[n++] = num;
+	}
+	closedir(d);
+	for (i = 1; i < n; i++)		/* a handful of files */
+		for (k = i; k > 0 && v[k - 1] > v[k]; k--) {
+			t = v[k];
+			v[k] = v[k - 1];
+			v[k - 1] = t;
+		}
+	*out = v;
+	*nout = n;
+	return (0);
+}
+
+static int
+replay_file(struct journal *j, const char *path, journal_replay_fn fn,
+    void *arg, char *err, size_t errsz)
+{
+	FILE			*f;
+	unsigned char		 hdr[HDR_LEN];
+	char			 magic[MAGIC_LEN];
+	struct journal_rec	 r;
+	uint32_t		 check;
+	size_t			 got;
+	long			 at;
+	int			 torn = 0;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return (-1);
+	}
+	got = fread(magic, 1, MAGIC_LEN, f);
+	if (got < MAGIC_LEN && !ferror(f)) {
+		fclose(f);		/* created, never written */
+		return (0);
+	}
+	if (got < MAGIC_LEN || memcmp(magic, MAGIC, MAGIC_LEN) != 0) {
+		snprintf(err, errsz, "%s: %s", path, ferror(f) ?
+		    strerror(errno) : "not a breaker journal");
+		fclose(f);
+		return (-1);
+	}
+	for (;;) {
+		at = ftell(f);
+		if ((got = fread(hdr, 1, HDR_LEN, f)) != HDR_LEN) {
+			torn = got > 0;
+			break;
+		}
+		memcpy(&check, hdr, 4);
+		memset(&r, 0, sizeof(r));
+		r.namelen = hdr[4];
+		r.failure = hdr[5] & 1;
+		r.slow = (hdr[5] >> 1) & 1;
+		memcpy(&r.seq, hdr + 8, 8);
+		memcpy(&r.at, hdr + 16, 8);
+		if (r.namelen == 0 || (hdr[5] & ~3) != 0 ||
+		    fread(r.name, 1, r.namelen, f) != r.namelen ||
+		    fnv1a((unsigned char *)r.name, r.namelen,
+		    fnv1a(hdr + 4, HDR_LEN - 4, 2166136261u)) != check ||
+		    r.seq <= j->seq) {
+			torn = 1;
+			break;
+		}
+		r.name[r.namelen] = '\0';
+		j->seq = r.seq;
+		fn(&r, arg);
+	}
+	if (ferror(f)) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		fclose(f);
+		return (-1);
+	}
+	if (torn)
+		log_warnx("%s: ignoring what follows byte %ld: a torn or "
+		    "damaged record", path, at);
+	fclose(f);
+	return (0);
+}
+
+/* ---- writing (on the thread that owns the files) --------------------- */
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t	 w;
+
+	while (n > 0) {
+		if ((w = write(fd, p, n)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return (-1);
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return (0);
+}
+
+static int
+open_file(struct journal *j, unsigned n)
+{
+	char	path[PATH_MAX];
+	int	fd;
+
+	if (file_path(j, n, path, sizeof(path)) == -1) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
+	    O_CLOEXEC, 0600)) == -1)
+		return (-1);
+	if (write_all(fd, MAGIC, MAGIC_LEN) == -1) {
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+static int
+batch_fail(struct journal_batch *b, const char *what)
+{
+	snprintf(b->msg, sizeof(b->msg), "%s: %s", what,
+	    strerror(errno ? errno : EIO));
+	return (-1);
+}
+
+int
+journal_batch_write(struct journal_batch *b)
+{
+	struct journal	*j = b->j;
+	char		 path[PATH_MAX];
+	unsigned	 n;
+	int		 fd;
+
+	if (j->fd == -1) {
+		errno = EBADF;
+		return (batch_fail(b, "no open file"));
+	}
+	if (write_all(j->fd, b->buf, b->rot) == -1)
+		return (batch_fail(b, "write"));
+	if (b->open != 0) {
+		if (fdatasync(j->fd) == -1)
+			return (batch_fail(b, "fdatasync"));
+		if ((fd = open_file(j, b->open)) == -1)
+			return (batch_fail(b, "cannot start a new file"));
+		close(j->fd);
+		j->fd = fd;
+	}
+	if (write_all(j->fd, b->buf + b->rot, b->len - b->rot) == -1)
+		return (batch_fail(b, "write"));
+	if (b->len > 0 && fdatasync(j->fd) == -1)
+		return (batch_fail(b, "fdatasync"));
+	b->written = 1;
+	/* Only now that everything newer is safely written. */
+	for (n = j->removed + 1; n <= b->remove_upto; n++)
+		if (file_path(j, n, path, sizeof(path)) == 0)
+			(void)unlink(path);
+	if (b->remove_upto > j->removed)
+		j->removed = b->remove_upto;
+	return (0);
+}
+
+static void
+journal_free(struct journal *j)
+{
+	if (j->fd != -1)
+		close(j->fd);
+	free(j->buf);
+	free(j->prefix);
+	free(j);
+}
+
+/* ---- the loop's side --------------------------------------------------- */
+
+struct journal *
+journal_open(const char *prefix, uint64_t min_seq, journal_replay_fn fn,
+    journal_error_fn on_error, void *arg, unsigned *old, char *err,
+    size_t errsz)
+{
+	struct journal	*j;
+	char		 path[PATH_MAX];
+	unsigned	*files = NULL;
+	size_t		 nfiles = 0, i;
+
+	*old = 0;
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (j->prefix = strdup(prefix)) == NULL) {
+		free(j);
+		snprintf(err, errsz, "out of memory");
+		return (NULL);
+	}
+	j->fd = -1;
+	j->rot_at = NO_ROTATION;
+	j->on_error = on_error;
+	j->arg = arg;
+	if (list_files(prefix, &files, &nfiles) == -1) {
+		snprintf(err, errsz, "%s: cannot list: %s", prefix,
+		    strerror(errno));
+		goto fail;
+	}
+	for (i = 0; i < nfiles; i++) {
+		if (file_path(j, files[i], path, sizeof(path)) == -1) {
+			snprintf(err, errsz, "%s: path too long", prefix);
+			goto fail;
+		}
+		if (replay_file(j, path, fn, arg, err, errsz) == -1)
+			goto fail;
+	}
+	if (j->seq < min_seq)
+		j->seq = min_seq;
+	if (nfiles > 0) {
+		*old = files[nfiles - 1];
+		j->cur = files[nfiles - 1] + 1;
+		j->removed = j->remove_sent = files[0] - 1;
+	} else
+		j->cur = 1;
+	if ((j->fd = open_file(j, j->cur)) == -1) {
+		snprintf(err, errsz, "%s.%u: %s", prefix, j->cur,
+		    strerror(errno));
+		j->broken = 1;
+	}
+	free(files);
+	return (j);
+fail:
+	free(files);
+	journal_free(j);
+	return (NULL);
+}
+
+uint64_t
+journal_append(struct journal *j, const char *name, size_t len, int failure,
+    int slow, uint64_t at)
+{
+	unsigned char	*p;
+	uint32_t	 check;
+	size_t		 need = HDR_LEN + len, cap;
+	char		*nb;
+
+	if (j->broken || len == 0 || len > JOURNAL_NAME_MAX ||
+	    j->len + need > JOURNAL_BUF_MAX)
+		return (0);
+	if (j->len + need > j->cap) {
+		cap = j->cap ? j->cap : BUF_START;
+		while (cap < j->len + need)
+			cap *= 2;
+		if (cap > JOURNAL_BUF_MAX)
+			cap = JOURNAL_BUF_MAX;
+		if ((nb = realloc(j->buf, cap)) == NULL)
+			return (0);
+		j->buf = nb;
+		j->cap = cap;
+	}
+	p = (unsigned char *)j->buf + j->len;
+	p[4] = (unsigned char)len;
+	p[5] = (unsigned char)((failure ? 1 : 0) | (slow ? 2 : 0));
+	p[6] = p[7] = 0;
+	j->seq++;
+	memcpy(p + 8, &j->seq, 8);
+	memcpy(p + 16, &at, 8);
+	memcpy(p + HDR_LEN, name, len);
+	check = fnv1a(p + HDR_LEN, len, fnv1a(p + 4, HDR_LEN - 4,
+	    2166136261u));
+	memcpy(p, &check, 4);
+	j->len += need;
+	j->bytes += need;
+	return (j->seq);
+}
+
+uint64_t
+journal_seq(const struct journal *j)
+{
+	return (j->seq);
+}
+
+uint64_t
+journal_bytes(const struct journal *j)
+{
+	return (j->bytes);
+}
+
+int
+journal_broken(const struct journal *j)
+{
+	return (j->broken);
+}
+
+struct journal_batch *
+journal_take(struct journal *j)
+{
+	struct journal_batch	*b;
+
+	if (j->broken || (j->len == 0 && j->rot_at == NO_ROTATION &&
+	    j->remove_upto <= j->remove_sent))
+		return (NULL);
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		return (NULL);		/* kept for the next one */
+	b->j = j;
+	b->buf = j->buf;
+	b->len = j->len;
+	b->rot = j->rot_at == NO_ROTATION ? j->len : j->rot_at;
+	b->open = j->rot_at == NO_ROTATION ? 0 : j->cur;
+	b->remove_upto = j->remove_sent = j->remove_upto;
+	j->buf = NULL;
+	j->len = j->cap = 0;
+	j->rot_at = NO_ROTATION;
+	j->outstanding++;
+	return (b);
+}
+
+void
+journal_batch_done(struct journal_batch *b)
+{
+	struct journal	*j = b->j;
+
+	j->outstanding--;
+	if (!b->written && !j->broken) {
+		j->broken = 1;
+		free(j->buf);
+		j->buf = NULL;
+		j->len = j->cap = 0;
+		if (j->on_error != NULL && !j->closing)
+			j->on_error(b->msg[0] != '\0' ? b->msg : "not written",
+			    j->arg);
+		else if (j->closing)
+			log_warnx("%s: the last outcomes are lost: %s",
+			    j->prefix, b->msg[0] != '\0' ? b->msg :
+			    "not written");
+	}
+	free(b->buf);
+	free(b);
+	if (j->closing && j->outstanding == 0)
+		journal_free(j);
+}
+
+unsigned
+journal_rotate(struct journal *j)
+{
+	if (j->rot_at != NO_ROTATION)
+		return (0);
+	j->rot_at = j->len;
+	j->bytes = 0;
+	return (j->cur++);
+}
+
+void
+journal_remove(struct journal *j, unsigned upto)
+{
+	if (upto > j->remove_upto)
+		j->remove_upto = upto;
+}
+
+void
+journal_close(struct journal *j)
+{
+	struct journal_batch	*b;
+
+	j->closing = 1;
+	if (j->outstanding > 0) {
+		/* Batches in the store's queue run before it closes; the
+		 * last one's done frees the journal. */
+		return;
+	}
+	if ((b = journal_take(j)) != NULL) {
+		(void)journal_batch_write(b);
+		journal_batch_done(b);		/* frees j */
+		return;
+	}
+	journal_free(j);
+}

@@ -1,0 +1,395 @@
+/*
+ * The breaker outcome journal: records come back exactly, in order, across
+ * files; a torn or damaged tail is dropped, never misread; rotation and
+ * removal; the buffer's ceiling; a full disk breaks it loudly.
+ */
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+
+static char	dir[64], prefix[256];
+
+static struct {
+	struct journal_rec	 r[2048];
+	int			 n;
+	char			 error[256];
+	int			 errors;
+} seen;
+
+static void
+keep(const struct journal_rec *r, void *arg)
+{
+	(void)arg;
+	if (seen.n < 2048)
+		seen.r[seen.n] = *r;
+	seen.n++;
+}
+
+static void
+on_error(const char *msg, void *arg)
+{
+	(void)arg;
+	snprintf(seen.error, sizeof(seen.error), "%s", msg);
+	seen.errors++;
+}
+
+static void
+setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/ermd-journal-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(prefix, sizeof(prefix), "%s/ermd.db-breakers", dir);
+	memset(&seen, 0, sizeof(seen));
+}
+
+static void
+teardown(void)
+{
+	char	cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Take what is buffered and write it, as the store's writer would. */
+static void
+flush(struct journal *j)
+{
+	struct journal_batch	*b = journal_take(j);
+
+	if (b != NULL) {
+		(void)journal_batch_write(b);
+		journal_batch_done(b);
+	}
+}
+
+static struct journal *
+jopen(uint64_t min_seq, unsigned *old)
+{
+	struct journal	*j;
+	char		 err[256];
+
+	seen.n = 0;
+	j = journal_open(prefix, min_seq, keep, on_error, NULL, old, err,
+	    sizeof(err));
+	ck_assert_msg(j != NULL, "%s", err);
+	return (j);
+}
+
+static int
+exists(unsigned n)
+{
+	char	path[300];
+
+	snprintf(path, sizeof(path), "%s.%u", prefix, n);
+	return (access(path, F_OK) == 0);
+}
+
+static off_t
+size_of(unsigned n)
+{
+	char		path[300];
+	struct stat	st;
+
+	snprintf(path, sizeof(path), "%s.%u", prefix, n);
+	ck_assert_int_eq(stat(path, &st), 0);
+	return (st.st_size);
+}
+
+START_TEST(records_come_back)
+{
+	struct journal	*j;
+	unsigned	 old;
+
+	j = jopen(0, &old);
+	ck_assert_uint_eq(old, 0);
+	ck_assert(exists(1));
+	ck_assert_uint_eq(journal_append(j, "s3", 2, 0, 0, 1000), 1);
+	ck_assert_uint_eq(journal_append(j, "db.main", 7, 1, 0, 1001), 2);
+	ck_assert_uint_eq(journal_append(j, "s3", 2, 1, 1, 1002), 3);
+	ck_assert_uint_eq(journal_seq(j), 3);
+	ck_assert_uint_eq(journal_bytes(j), 3 * 24 + 2 + 7 + 2);
+	flush(j);
+	ck_assert_int_eq(size_of(1), 8 + 3 * 24 + 11);
+	journal_close(j);
+
+	j = jopen(0, &old);
+	ck_assert_uint_eq(old, 1);
+	ck_assert(exists(2));
+	ck_assert_int_eq(seen.n, 3);
+	ck_assert_uint_eq(seen.r[0].seq, 1);
+	ck_assert_str_eq(seen.r[0].name, "s3");
+	ck_assert_uint_eq(seen.r[0].namelen, 2);
+	ck_assert_int_eq(seen.r[0].failure, 0);
+	ck_assert_int_eq(seen.r[0].slow, 0);
+	ck_assert_uint_eq(seen.r[0].at, 1000);
+	ck_assert_str_eq(seen.r[1].name, "db.main");
+	ck_assert_int_eq(seen.r[1].failure, 1);
+	ck_assert_int_eq(seen.r[1].slow, 0);
+	ck_assert_uint_eq(seen.r[1].at, 1001);
+	ck_assert_uint_eq(seen.r[2].seq, 3);
+	ck_assert_int_eq(seen.r[2].failure, 1);
+	ck_assert_int_eq(seen.r[2].slow, 1);
+	/* Seqs go on after the files' (or the owner's, if higher). */
+	ck_assert_uint_eq(journal_append(j, "s3", 2, 0, 0, 1003), 4);
+	journal_close(j);		/* writes what is buffered */
+	j = jopen(50, &old);
+	ck_assert_uint_eq(old, 2);
+	ck_assert_int_eq(seen.n, 4);
+	ck_assert_uint_eq(seen.r[3].seq, 4);
+	ck_assert_uint_eq(journal_append(j, "s3", 2, 0, 0, 1004), 51);
+	/* Files 1 and 2 go once the owner says so, with the next write. */
+	journal_remove(j, old);
+	ck_assert(exists(1) && exists(2));
+	flush(j);
+	ck_assert(!exists(1) && !exists(2) && exists(3));
+	journal_close(j);
+	j = jopen(0, &old);
+	ck_assert_uint_eq(old, 3);
+	ck_assert_int_eq(seen.n, 1);
+	ck_assert_uint_eq(seen.r[0].seq, 51);
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(torn_tail_is_dropped)
+{
+	struct journal	*j;
+	unsigned	 old;
+	char		 path[300];
+	int		 fd;
+
+	j = jopen(0, &old);
+	journal_append(j, "a", 1, 0, 0, 1);
+	journal_append(j, "bb", 2, 0, 0, 2);
+	journal_append(j, "ccc", 3, 1, 0, 3);
+	journal_close(j);
+	snprintf(path, sizeof(path), "%s.1", prefix);
+	/* Cut the last record short, as a power cut might. */
+	ck_assert_int_eq(truncate(path, 8 + 25 + 26 + 20), 0);
+	j = jopen(0, &old);
+	ck_assert_int_eq(seen.n, 2);
+	ck_assert_str_eq(seen.r[1].name, "bb");
+	ck_assert_uint_eq(journal_append(j, "d", 1, 0, 0, 4), 3);
+	journal_close(j);
+
+	/* A flipped byte in the second record ends the file there. */
+	ck_assert_int_eq(truncate(path, 8 + 25 + 26), 0);
+	fd = open(path, O_WRONLY);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(pwrite(fd, "X", 1, 8 + 25 + 24), 1);	/* "bb" */
+	close(fd);
+	j = jopen(0, &old);
+	ck_assert_int_eq(seen.n, 2);		/* "a" in 1, "d" in 2 */
+	ck_assert_str_eq(seen.r[0].name, "a");
+	ck_assert_str_eq(seen.r[1].name, "d");
+	ck_assert_uint_eq(seen.r[1].seq, 3);
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(foreign_file_is_refused)
+{
+	struct journal	*j;
+	char		 path[300], err[256];
+	unsigned	 old;
+	FILE		*f;
+
+	snprintf(path, sizeof(path), "%s.7", prefix);
+	f = fopen(path, "w");
+	fputs("not a journal at all", f);
+	fclose(f);
+	j = journal_open(prefix, 0, keep, on_error, NULL, &old, err,
+	    sizeof(err));
+	ck_assert_ptr_null(j);
+	ck_assert_str_eq(err + strlen(err) - strlen(": not a breaker journal"),
+	    ": not a breaker journal");
+	ck_assert(exists(7));			/* never removed */
+	/* An empty file (created, never written) is no journal's loss. */
+	f = fopen(path, "w");
+	fclose(f);
+	j = jopen(0, &old);
+	ck_assert_uint_eq(old, 7);
+	ck_assert_int_eq(seen.n, 0);
+	ck_assert(exists(8));
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(rotation)
+{
+	struct journal	*j;
+	unsigned	 old, closed;
+
+	j = jopen(0, &old);
+	journal_append(j, "a", 1, 0, 0, 1);
+	closed = journal_rotate(j);
+	ck_assert_uint_eq(closed, 1);
+	ck_assert_uint_eq(journal_rotate(j), 0);	/* one at a time */
+	ck_assert_uint_eq(journal_bytes(j), 0);
+	journal_append(j, "b", 1, 0, 0, 2);
+	flush(j);
+	ck_assert_int_eq(size_of(1), 8 + 25);
+	ck_assert_int_eq(size_of(2), 8 + 25);
+	ck_assert_uint_eq(journal_rotate(j), 2);
+	journal_remove(j, closed);
+	flush(j);			/* file 1 goes, 3 starts */
+	ck_assert(!exists(1));
+	ck_assert(exists(2) && exists(3));
+	journal_close(j);
+	j = jopen(0, &old);
+	ck_assert_int_eq(seen.n, 1);
+	ck_assert_str_eq(seen.r[0].name, "b");
+	ck_assert_uint_eq(old, 3);
+	journal_close(j);
+}
+END_TEST
+
+START_TEST(buffer_has_a_ceiling)
+{
+	struct journal	*j;
+	unsigned	 old;
+	char		 name[JOURNAL_NAME_MAX + 1];
+	uint64_t	 n = 0;
+
+	j = jopen(0, &old);
+	ck_assert_uint_eq(journal_append(j, "", 0, 0, 0, 1), 0);
+	memset(name, 'x', sizeof(name));
+	ck_assert_uint_eq(journal_append(j, name, JOURNAL_NAME_MAX + 1, 0, 0,
+	    1), 0);
+	while (journal_append(j, name, JOURNAL_NAME_MAX, 0, 0, 1) != 0)
+		n++;
+	ck_assert_uint_eq(n, JOURNAL_BUF_MAX / (24 + JOURNAL_NAME_MAX));
+	flush(j);
+	ck_assert_uint_ne(journal_append(j, name, JOURNAL_NAME_MAX, 0, 0, 1),
+	    0);
+	journal_close(j);
+	j = jopen(0, &old);
+	ck_assert_uint_eq((uint64_t)seen.n, n + 1);
+	journal_close(j);
+}
+END_TEST
+
+/*
+ * Batches taken one after the other and written in that order keep the
+ * records' order across a rotation; a batch that never got written (the
+ * store failed) breaks the journal.
+ */
+START_TEST(batches_in_order)
+{
+	struct journal		*j;
+	struct journal_batch	*b[20];
+	unsigned		 old;
+	char			 name[16];
+	int			 i, k;
+
+	j = jopen(0, &old);
+	for (i = 0; i < 20; i++) {
+		for (k = 0; k < 100; k++) {
+			snprintf(name, sizeof(name), "b%d", i * 100 + k);
+			journal_append(j, name, strlen(name), k & 1, 0,
+			    (uint64_t)(i * 100 + k));
+		}
+		if (i == 10)
+			journal_rotate(j);
+		b[i] = journal_take(j);
+		ck_assert_ptr_nonnull(b[i]);
+	}
+	ck_assert_ptr_null(journal_take(j));	/* nothing new */
+	for (i = 0; i < 20; i++)
+		ck_assert_int_eq(journal_batch_write(b[i]), 0);
+	for (i = 0; i < 20; i++)
+		journal_batch_done(b[i]);
+	ck_assert_int_eq(seen.errors, 0);
+	journal_close(j);
+	j = jopen(0, &old);
+	ck_assert_uint_eq(old, 2);
+	ck_assert_int_eq(seen.n, 2000);
+	for (i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "b%d", i);
+		ck_assert_str_eq(seen.r[i].name, name);
+		ck_assert_uint_eq(seen.r[i].seq, (uint64_t)i + 1);
+		ck_assert_uint_eq(seen.r[i].at, (uint64_t)i);
+		ck_assert_int_eq(seen.r[i].failure, i & 1);
+	}
+	journal_append(j, "x", 1, 0, 0, 1);
+	b[0] = journal_take(j);
+	journal_batch_done(b[0]);		/* never written */
+	ck_assert_int_eq(seen.errors, 1);
+	ck_assert_str_eq(seen.error, "not written");
+	ck_assert(journal_broken(j));
+	ck_assert_uint_eq(journal_append(j, "x", 1, 0, 0, 1), 0);
+	ck_assert_ptr_null(journal_take(j));
+	journal_close(j);
+}
+END_TEST
+
+/* A full disk breaks the journal, says why, and refuses more records. */
+START_TEST(full_disk)
+{
+	struct journal	*j;
+	unsigned	 old;
+	char		 mnt[128], cmd[256], path[300], buf[65536];
+	FILE		*fp;
+	int		 i;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "full_disk: skipped (needs root)\n");
+		return;
+	}
+	snprintf(mnt, sizeof(mnt), "%s/tmpfs", dir);
+	ck_assert_int_eq(mkdir(mnt, 0700), 0);
+	snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=1m tmpfs %s", mnt);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(prefix, sizeof(prefix), "%s/ermd.db-breakers", mnt);
+	j = jopen(0, &old);
+	snprintf(path, sizeof(path), "%s/filler", mnt);
+	fp = fopen(path, "w");
+	memset(buf, 'x', sizeof(buf));
+	while (fwrite(buf, 1, sizeof(buf), fp) == sizeof(buf))
+		;
+	fclose(fp);
+	for (i = 0; i < 1000; i++)
+		ck_assert_uint_ne(journal_append(j, "s3", 2, 0, 0, 1), 0);
+	flush(j);
+	ck_assert_int_eq(seen.errors, 1);
+	ck_assert_str_eq(seen.error, "write: No space left on device");
+	ck_assert(journal_broken(j));
+	ck_assert_uint_eq(journal_append(j, "s3", 2, 0, 0, 1), 0);
+	journal_close(j);
+	snprintf(cmd, sizeof(cmd), "umount %s", mnt);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite	*s = suite_create("journal");
+	TCase	*tc = tcase_create("journal");
+	SRunner	*sr;
+	int	 failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, records_come_back);
+	tcase_add_test(tc, torn_tail_is_dropped);
+	tcase_add_test(tc, foreign_file_is_refused);
+	tcase_add_test(tc, rotation);
+	tcase_add_test(tc, buffer_has_a_ceiling);
+	tcase_add_test(tc, batches_in_order);
+	tcase_add_test(tc, full_disk);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return (failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE);
+}
