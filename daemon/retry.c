@@ -286,15 +286,26 @@ retry_rng_uniform(struct retry_rng *r, int64_t lo, int64_t hi)
  * the slots, so a request or a decision is O(1) (moving forward clears at
  * most RETRY_BUDGET_SLOTS slots).
  */
+/*
+ * The keys sit in a list in the order they were placed there (oldest
+ * first). A touch only sets last and touched: relinking a key on every
+ * request would write two other keys' links, cold cache lines once there
+ * are many keys. A key found at the old end with touched set is moved to
+ * the new end instead of being dropped (a second chance, as in CLOCK), so
+ * each touch pays for at most one move. The order is approximate: a key
+ * touched long ago but placed late can outlive one touched since; the
+ * limit only has to hold against a client inventing keys.
+ */
 struct bkey {
-	struct hnode	 node;
-	struct bkey	*prev, *next;		/* LRU, oldest first */
+	struct bkey	*prev, *next;		/* oldest placed first */
 	uint64_t	 last;			/* last touch, ms */
+	int		 touched;		/* since it was placed */
 	uint64_t	 width;			/* ms per slot */
 	uint64_t	 head;			/* number of the newest slot */
 	uint32_t	 req[RETRY_BUDGET_SLOTS];
 	uint32_t	 ret[RETRY_BUDGET_SLOTS];
 	uint64_t	 req_sum, ret_sum;
+	struct hnode	 node;			/* beside the name it keys */
 	char		 name[];
 };
 
@@ -334,6 +345,7 @@ lru_unlink(struct retry_budget *b, struct bkey *k)
 static void
 lru_append(struct retry_budget *b, struct bkey *k)
 {
+	k->touched = 0;
 	k->prev = b->newest;
 	k->next = NULL;
 	if (b->newest != NULL)
@@ -414,20 +426,44 @@ key_rewidth(struct bkey *k, uint64_t width, uint64_t now)
 	k->ret_sum = k->ret[j];
 }
 
+/* Give the oldest key its second chance: 1 when it was moved. */
+static int
+second_chance(struct retry_budget *b, struct bkey *k)
+{
+	if (!k->touched)
+		return (0);
+	lru_unlink(b, k);
+	lru_append(b, k);
+	return (1);
+}
+
 /*
  * Forget keys idle for a whole window: their sums are zero by then, so a
- * key that comes back starts from the same place. The LRU list is in order
- * of last touch, so this stops at the first key still in use (amortised
- * O(1): each key is freed once).
+ * key that comes back starts from the same place. Stops at the first
+ * untouched key still in use (amortised O(1): each key is freed once, and
+ * moved once per touch).
  */
 static void
 expire(struct retry_budget *b, uint64_t now)
 {
 	struct bkey	*k;
 
-	while ((k = b->oldest) != NULL &&
-	    now - k->last >= k->width * RETRY_BUDGET_SLOTS)
-		key_free(b, k);
+	while ((k = b->oldest) != NULL) {
+		if (now - k->last >= k->width * RETRY_BUDGET_SLOTS)
+			key_free(b, k);
+		else if (!second_chance(b, k))
+			break;
+	}
+}
+
+/* Full: drop the least recently used key, near enough. */
+static void
+evict(struct retry_budget *b)
+{
+	while (b->oldest != NULL && second_chance(b, b->oldest))
+		;
+	if (b->oldest != NULL)
+		key_free(b, b->oldest);
 }
 
 /* Find or make key, advanced to now and marked most recently used. */
@@ -445,15 +481,16 @@ key_get(struct retry_budget *b, const char *key, const struct retry_policy *p)
 	expire(b, now);
 	if ((n = htab_find(&b->keys, key, len)) != NULL) {
 		k = HTAB_ENTRY(n, struct bkey, node);
-		lru_unlink(b, k);
+		if (k != b->newest)	/* the newest is where it belongs */
+			k->touched = 1;
 	} else {
 		/*
 		 * Full: drop the least recently used key. Its budget starts
 		 * over if it comes back; the limit only has to hold against
 		 * a client inventing keys, not be exact for it.
 		 */
-		if (b->keys.n >= b->max_keys && b->oldest != NULL)
-			key_free(b, b->oldest);
+		if (b->keys.n >= b->max_keys)
+			evict(b);
 		if ((k = calloc(1, sizeof(*k) + len + 1)) == NULL)
 			return (NULL);
 		memcpy(k->name, key, len + 1);
@@ -463,8 +500,8 @@ key_get(struct retry_budget *b, const char *key, const struct retry_policy *p)
 			free(k);
 			return (NULL);
 		}
+		lru_append(b, k);
 	}
-	lru_append(b, k);
 	k->last = now;
 	if (k->width != width)
 		key_rewidth(k, width, now);

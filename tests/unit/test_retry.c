@@ -897,6 +897,38 @@ START_TEST(test_budget_expiry_and_limits)
 	retry_budget_window(b, "k1", &req, &ret);
 	ck_assert_uint_eq(req, 0);
 	retry_budget_free(b);
+
+	/*
+	 * A touch does not move a key (that would write two other keys'
+	 * links); a touched key at the old end gets a second chance instead.
+	 */
+	b = retry_budget_new(5);
+	for (i = 0; i < 5; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		requests(b, key, &p, 1);
+	}
+	requests(b, "k1", &p, 1);
+	requests(b, "k3", &p, 1);
+	requests(b, "n0", &p, 1);		/* k0 goes */
+	requests(b, "n1", &p, 1);		/* k1 moves on; k2 goes */
+	requests(b, "n2", &p, 1);		/* k3 moves on; k4 goes */
+	ck_assert_uint_eq(retry_budget_nkeys(b), 5);
+	retry_budget_window(b, "k0", &req, &ret);
+	ck_assert_uint_eq(req, 0);
+	retry_budget_window(b, "k2", &req, &ret);
+	ck_assert_uint_eq(req, 0);
+	retry_budget_window(b, "k4", &req, &ret);
+	ck_assert_uint_eq(req, 0);
+	retry_budget_window(b, "k1", &req, &ret);
+	ck_assert_uint_eq(req, 2);
+	retry_budget_window(b, "k3", &req, &ret);
+	ck_assert_uint_eq(req, 2);
+	requests(b, "n3", &p, 1);	/* n0, placed before k1 moved, goes */
+	retry_budget_window(b, "n0", &req, &ret);
+	ck_assert_uint_eq(req, 0);
+	retry_budget_window(b, "k1", &req, &ret);
+	ck_assert_uint_eq(req, 2);
+	retry_budget_free(b);
 }
 END_TEST
 
