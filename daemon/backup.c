@@ -1898,6 +1898,11 @@ prune_tx(struct store_tx *tx, void *arg)
 	struct plist		 pl = { j, 0, 0 };
 	size_t			 i;
 
+	/* A second run (store.h) starts from nothing again. */
+	for (i = 0; i < j->nremoved; i++)
+		free(j->removed[i].path);
+	j->nremoved = j->norphans = 0;
+	j->freed = 0;
 	if (store_tx_query(tx, read_victim, &pl, "SELECT seq, id, path, "
 	    "sha256 FROM (SELECT seq, id, path, sha256, created_at, "
 	    "ROW_NUMBER() OVER (PARTITION BY path ORDER BY created_at DESC, "

@@ -179,10 +179,37 @@ errors_lookup(const char *id, struct error_report *r)
 }
 
 /*
+ * New rows per category in the batch being written: writer thread only.
+ * error_counts is moved once per batch (counts_end) rather than once per
+ * row, in the same transaction as the rows, so the counters survive
+ * pruning and restarts.
+ */
+static uint64_t	batch_counts[CAT_COUNT];
+
+static void
+counts_begin(void)
+{
+	memset(batch_counts, 0, sizeof(batch_counts));
+}
+
+static int
+counts_end(struct store_tx *tx)
+{
+	int	c;
+
+	for (c = CAT_NONE + 1; c < CAT_COUNT; c++)
+		if (batch_counts[c] > 0 && store_tx_exec(tx, "UPDATE "
+		    "error_counts SET n = n + ? WHERE category = ?", "it",
+		    (int64_t)batch_counts[c], category_name(c)) == -1)
+			return (-1);
+	return (0);
+}
+
+/*
  * The writer thread's part. INSERT OR IGNORE keeps the first row of an id
  * (the loop has checked the committed rows and the pending ones, so this
- * is a second line of defence); a new row counts towards its category in
- * the same transaction, so the counters survive pruning and restarts.
+ * is a second line of defence); a new row counts towards its category
+ * once everything of the job has succeeded.
  */
 static int
 report_run(struct store_tx *tx, void *arg)
@@ -204,13 +231,11 @@ report_run(struct store_tx *tx, void *arg)
 		return (store_tx_query(tx, first_result, r, "SELECT category, "
 		    "strategy, fallback, at FROM errors WHERE id = ?", "t",
 		    r->id) == -1 ? -1 : 0);
-	if (store_tx_exec(tx, "UPDATE error_counts SET n = n + 1 "
-	    "WHERE category = ?", "t", category_name(r->category)) == -1)
-		return (-1);
 	/* The outbox row commits with the error it carries. */
 	if (r->row != NULL && forward_tx_enqueue(tx, FWD_ERRORS, r->id,
 	    r->row, (int)r->severity, r->at) == -1)
 		return (-1);
+	batch_counts[r->category]++;
 	return (0);
 }
 
@@ -225,7 +250,9 @@ report_done(void *arg, const struct store_result *res)
 		er.total[r->category]++;
 		if (er.m_total[r->category] != NULL)
 			metric_inc(er.m_total[r->category]);
-		events_emit(EV_ERROR_REPORTED, json_pack("{s:s, s:s, s:s, "
+		/* Counted as emitted either way; built only when wanted. */
+		events_emit(EV_ERROR_REPORTED, !events_wanted(
+		    EV_ERROR_REPORTED) ? NULL : json_pack("{s:s, s:s, s:s, "
 		    "s:s, s:s?, s:I}", "id", r->id, "operation", r->operation,
 		    "category", category_name(r->category), "severity",
 		    severity_names[r->severity], "message", r->message,
@@ -588,6 +615,7 @@ errors_start(void)
 	if (store_query(counts_row, NULL, "SELECT category, n FROM "
 	    "error_counts", NULL) == -1)
 		log_warnx("errors: cannot read the counters");
+	store_batch_hooks(counts_begin, counts_end);
 	f = metrics_family("ermd_errors_total", "Errors reported, by "
 	    "category.", METRIC_COUNTER, lc);
 	for (i = CAT_NONE + 1; i < CAT_COUNT && f != NULL; i++) {

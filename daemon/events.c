@@ -72,6 +72,17 @@ events_unsubscribe(struct subscriber *s)
  * overflows its output limit is closed), so the next pointer is read first.
  */
 int
+events_wanted(enum event_type t)
+{
+	struct subscriber	*s;
+
+	for (s = subs; s != NULL; s = s->next)
+		if (s->mask & (1u << t))
+			return (1);
+	return (0);
+}
+
+int
 events_emit(enum event_type t, json_t *fields)
 {
 	struct subscriber	*s, *next;

@@ -46,7 +46,7 @@ struct journal_batch {
 	size_t		 len, rot;	/* rot bytes go to the old file */
 	unsigned	 open;		/* the file to start there, or 0 */
 	unsigned	 remove_upto;
-	int		 written;
+	int		 tried, written;
 	char		 msg[256];	/* why it was not */
 };
 
@@ -253,6 +253,10 @@ journal_batch_write(struct journal_batch *b)
 	unsigned	 n;
 	int		 fd;
 
+	/* Once only: the store may run the job holding it twice. */
+	if (b->tried)
+		return (b->written ? 0 : -1);
+	b->tried = 1;
 	if (j->fd == -1) {
 		errno = EBADF;
 		return (batch_fail(b, "no open file"));

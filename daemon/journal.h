@@ -82,7 +82,8 @@ struct journal_batch	*journal_take(struct journal *);
  * On the thread that owns the files: write and fdatasync the batch,
  * start the next file where a rotation fell, remove the files the owner
  * is done with (only after everything newer is written). 0, or -1 with
- * the reason kept for journal_batch_done.
+ * the reason kept for journal_batch_done. A second call does nothing and
+ * returns what the first did.
  */
 int		 journal_batch_write(struct journal_batch *);
 /*

@@ -51,8 +51,16 @@ static struct {
 	int			 pipe[2];
 	struct event		*ev;
 	struct store_stats	 stats;			/* under mu */
+	void			(*batch_begin)(void);	/* under mu */
+	int			(*batch_end)(struct store_tx *); /* under mu */
 	void			(*on_fatal)(void);
 } st = { .pipe = { -1, -1 } };
+
+/* The hooks a batch runs with, read under mu when it is taken. */
+struct batch_hooks {
+	void	(*begin)(void);
+	int	(*end)(struct store_tx *);
+};
 
 static int
 sqlite_errno(int rc)
@@ -371,18 +379,22 @@ apply_durability(sqlite3 *db, int durability)
 }
 
 /*
- * Run one batch inside one transaction. Each job gets a savepoint so that a
- * job that fails on its own (a constraint, a refused value) leaves the
- * others intact. When SQLite itself abandons the transaction (it does on
+ * Run one batch inside one transaction. A job that fails on its own (a
+ * constraint, a refused value) must leave the others intact; a savepoint
+ * around every job would cost two statements per job, so the batch first
+ * runs without them, and only when a job fails alone is it rolled back and
+ * run again with a savepoint per job (job functions may run twice; see
+ * store.h). When SQLite itself abandons the transaction (it does on
  * SQLITE_FULL and I/O errors) every job of the batch fails with that error.
  * Returns 1 when the failure is one the daemon must not survive.
  */
 static int
-run_batch(struct job *batch, int durability)
+run_batch(struct job *batch, int durability, const struct batch_hooks *h,
+    int *isolated)
 {
 	struct store_tx	 tx;
-	struct job	*j;
-	int		 rc, err = 0, fatal = 0;
+	struct job	*j, hook;
+	int		 rc, err = 0, fatal = 0, isolate = 0;
 	char		 msg[160] = "";
 
 	memset(&tx, 0, sizeof(tx));
@@ -391,17 +403,23 @@ run_batch(struct job *batch, int durability)
 		apply_durability(st.wdb, durability);
 		st.applied_durability = durability;
 	}
+again:
 	if ((rc = run_plain(st.wdb, "BEGIN IMMEDIATE")) != SQLITE_OK) {
 		err = sqlite_errno(rc);
 		snprintf(msg, sizeof(msg), "begin: %s", sqlite3_errmsg(st.wdb));
 		goto fail;
 	}
+	if (h->begin != NULL)
+		h->begin();
 	for (j = batch; j != NULL; j = j->next) {
+		memset(&j->res, 0, sizeof(j->res));
 		j->res.ok = 1;
 		tx.job = j;
-		run_plain(st.wdb, "SAVEPOINT job");
+		if (isolate)
+			run_plain(st.wdb, "SAVEPOINT job");
 		if (j->fn(&tx, j->arg) == 0) {
-			run_plain(st.wdb, "RELEASE job");
+			if (isolate)
+				run_plain(st.wdb, "RELEASE job");
 			continue;
 		}
 		j->res.ok = 0;
@@ -411,8 +429,25 @@ run_batch(struct job *batch, int durability)
 			snprintf(msg, sizeof(msg), "%s", j->res.msg);
 			goto fail;
 		}
+		if (!isolate) {
+			/* Failed alone: start over, each job isolated. */
+			run_plain(st.wdb, "ROLLBACK");
+			isolate = *isolated = 1;
+			goto again;
+		}
 		run_plain(st.wdb, "ROLLBACK TO job");
 		run_plain(st.wdb, "RELEASE job");
+	}
+	if (h->end != NULL) {
+		memset(&hook, 0, sizeof(hook));
+		tx.job = &hook;
+		if (h->end(&tx) == -1) {
+			err = hook.res.err;
+			snprintf(msg, sizeof(msg), "%s", hook.res.msg);
+			if (!sqlite3_get_autocommit(st.wdb))
+				run_plain(st.wdb, "ROLLBACK");
+			goto fail;
+		}
 	}
 	if ((rc = run_plain(st.wdb, "COMMIT")) == SQLITE_OK)
 		return (0);
@@ -432,9 +467,10 @@ fail:
 static void *
 writer_main(void *unused)
 {
-	struct job	*batch, *j;
-	size_t		 n;
-	int		 durability, fatal;
+	struct job		*batch, *j;
+	struct batch_hooks	 hooks;
+	size_t			 n;
+	int			 durability, fatal, isolated;
 	char		 c = 0;
 
 	(void)unused;
@@ -450,15 +486,19 @@ writer_main(void *unused)
 		st.queue = NULL;
 		st.queue_tail = &st.queue;
 		durability = st.durability;
+		hooks.begin = st.batch_begin;
+		hooks.end = st.batch_end;
 		pthread_mutex_unlock(&st.mu);
 
-		fatal = run_batch(batch, durability);
+		isolated = 0;
+		fatal = run_batch(batch, durability, &hooks, &isolated);
 
 		for (n = 0, j = batch; j != NULL; j = j->next)
 			n++;
 		pthread_mutex_lock(&st.mu);
 		st.stats.jobs += n;
 		st.stats.commits++;
+		st.stats.reruns += (uint64_t)isolated;
 		if (!batch->res.ok)
 			st.stats.failures++;
 		if (fatal)
@@ -531,6 +571,15 @@ store_submit(store_job_fn fn, store_done_fn done, void *arg)
 	pthread_cond_signal(&st.cv);
 	pthread_mutex_unlock(&st.mu);
 	return (0);
+}
+
+void
+store_batch_hooks(void (*begin)(void), int (*end)(struct store_tx *))
+{
+	pthread_mutex_lock(&st.mu);
+	st.batch_begin = begin;
+	st.batch_end = end;
+	pthread_mutex_unlock(&st.mu);
 }
 
 int
@@ -634,7 +683,18 @@ int
 store_open(struct event_base *base, const char *path, int durability,
     char **cause)
 {
+	static int	configured;
+
 	*cause = NULL;
+	/*
+	 * Memory statistics take a global mutex around every SQLite
+	 * allocation; ermd reads none of them. Only possible before SQLite
+	 * is first initialised (it fails harmlessly afterwards).
+	 */
+	if (!configured) {
+		(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+		configured = 1;
+	}
 	st.wdb = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	    cause);
 	if (st.wdb == NULL)
@@ -694,6 +754,8 @@ store_close(void)
 		pthread_mutex_unlock(&st.mu);
 		pthread_join(st.thread, NULL);
 		st.running = 0;
+		st.batch_begin = NULL;
+		st.batch_end = NULL;
 		deliver_done();
 		pthread_mutex_destroy(&st.mu);
 		pthread_cond_destroy(&st.cv);

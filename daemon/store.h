@@ -33,7 +33,12 @@ struct store_result {
 	char	msg[160];
 };
 
-/* Runs on the writer thread; returns 0, or -1 after store_tx_fail. */
+/*
+ * Runs on the writer thread; returns 0, or -1 after store_tx_fail. It may
+ * run twice: when another job of its batch fails on its own, the batch is
+ * rolled back and run again with each job in a savepoint. So a job must
+ * only change the database, or set (not accumulate into) its argument.
+ */
 typedef int	(*store_job_fn)(struct store_tx *, void *arg);
 /* Runs on the loop thread once the job's batch has committed or failed. */
 typedef void	(*store_done_fn)(void *arg, const struct store_result *);
@@ -52,6 +57,17 @@ int		 store_fatal(void);
 /* Called on the loop thread after a fatal batch's completions have run. */
 void		 store_on_fatal(void (*fn)(void));
 void		 store_set_durability(int durability);
+
+/*
+ * One pair of hooks run on the writer thread inside every batch's
+ * transaction: begin before its jobs (again when the batch runs again),
+ * end after them, before the commit. For an aggregate the jobs accumulate
+ * in writer-only memory and end writes once per batch instead of once per
+ * job. An end that fails (-1 after store_tx_fail) fails the whole batch.
+ * NULL: none.
+ */
+void		 store_batch_hooks(void (*begin)(void),
+		    int (*end)(struct store_tx *));
 
 /* Queue a write. done may be NULL. Returns -1 when the store is closed. */
 int		 store_submit(store_job_fn fn, store_done_fn done, void *arg);
@@ -82,6 +98,7 @@ int		 store_row_isnull(const struct store_row *, int col);
 struct store_stats {
 	uint64_t	jobs;
 	uint64_t	commits;
+	uint64_t	reruns;		/* batches run again, jobs isolated */
 	uint64_t	failures;
 	int		schema_version;
 };

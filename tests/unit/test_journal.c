@@ -306,6 +306,8 @@ START_TEST(batches_in_order)
 	ck_assert_ptr_null(journal_take(j));	/* nothing new */
 	for (i = 0; i < 20; i++)
 		ck_assert_int_eq(journal_batch_write(b[i]), 0);
+	/* The store may run a job twice: the second write is none. */
+	ck_assert_int_eq(journal_batch_write(b[3]), 0);
 	for (i = 0; i < 20; i++)
 		journal_batch_done(b[i]);
 	ck_assert_int_eq(seen.errors, 0);

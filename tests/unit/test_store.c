@@ -178,6 +178,7 @@ START_TEST(group_commit_batches_waiting_jobs)
 	store_get_stats(&st);
 	ck_assert_uint_eq(st.jobs, 501);
 	ck_assert_uint_eq(st.commits, 2);
+	ck_assert_uint_eq(st.reruns, 0);	/* no savepoints needed */
 	ck_assert_int_eq(count_rows("k%"), 500);
 }
 END_TEST
@@ -190,11 +191,21 @@ insert_then_fail(struct store_tx *tx, void *arg)
 	return (store_tx_fail(tx, EINVAL, "refused by the job"));
 }
 
-/* A job that fails alone is rolled back alone; its neighbours commit. */
+/*
+ * A job that fails alone is rolled back alone; its neighbours commit, once
+ * each, although the batch ran twice (the second time with savepoints).
+ */
 START_TEST(failed_job_rolls_back_alone)
 {
-	gate_open = 0;
+	struct store_stats	st;
+
+	gate_open = gate_entered = 0;
 	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
+	pthread_mutex_lock(&gate_mu);
+	while (!gate_entered)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	/* The four below are one batch. */
 	store_submit(insert_job, count_done, (void *)(intptr_t)1);
 	store_submit(insert_then_fail, count_done, (void *)(intptr_t)2);
 	store_submit(insert_job, count_done, (void *)(intptr_t)3);
@@ -210,6 +221,78 @@ START_TEST(failed_job_rolls_back_alone)
 	ck_assert_int_eq(count_rows("k2"), 0);
 	ck_assert_int_eq(count_rows("k3"), 1);
 	ck_assert_int_eq(store_fatal(), 0);
+	store_get_stats(&st);
+	ck_assert_uint_eq(st.commits, 2);
+	ck_assert_uint_eq(st.reruns, 1);
+}
+END_TEST
+
+/* Batch hooks: an aggregate written once per batch, counted right. */
+static int64_t	hook_pending;	/* writer thread */
+static int	hook_begins;	/* writer thread; read after the batch */
+
+static void
+hook_begin(void)
+{
+	hook_pending = 0;
+	hook_begins++;
+}
+
+static int
+hook_end(struct store_tx *tx)
+{
+	if (hook_pending == 0)
+		return (0);
+	return (store_tx_exec(tx, "INSERT INTO meta (key, value) VALUES "
+	    "('sum', ?) ON CONFLICT (key) DO UPDATE SET value = value + "
+	    "excluded.value", "i", hook_pending));
+}
+
+static int
+counted_job(struct store_tx *tx, void *arg)
+{
+	if (insert_job(tx, arg) == -1)
+		return (-1);
+	hook_pending++;
+	return (0);
+}
+
+static int
+read_value(const struct store_row *row, void *arg)
+{
+	*(int64_t *)arg = store_row_int(row, 0);
+	return (0);
+}
+
+START_TEST(batch_hooks_aggregate_once)
+{
+	int64_t	sum = -1;
+
+	hook_begins = 0;
+	store_batch_hooks(hook_begin, hook_end);
+	gate_open = gate_entered = 0;
+	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
+	pthread_mutex_lock(&gate_mu);
+	while (!gate_entered)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	/* One batch, run twice: the duplicate fails alone. */
+	store_submit(counted_job, count_done, (void *)(intptr_t)1);
+	store_submit(counted_job, count_done, (void *)(intptr_t)2);
+	store_submit(counted_job, count_done, (void *)(intptr_t)1);
+	store_submit(counted_job, count_done, (void *)(intptr_t)3);
+	pthread_mutex_lock(&gate_mu);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	run_until(5);
+	ck_assert_int_eq(done_ok, 4);
+	ck_assert_int_eq(done_fail, 1);
+	ck_assert_int_eq(hook_begins, 3);	/* gate's, and twice this */
+	ck_assert_int_eq(store_query(read_value, &sum, "SELECT value FROM "
+	    "meta WHERE key = 'sum'", NULL), 0);
+	ck_assert_int_eq(sum, 3);
+	store_batch_hooks(NULL, NULL);
 }
 END_TEST
 
@@ -364,6 +447,7 @@ main(void)
 	tcase_add_test(tc, migrated_to_latest);
 	tcase_add_test(tc, group_commit_batches_waiting_jobs);
 	tcase_add_test(tc, failed_job_rolls_back_alone);
+	tcase_add_test(tc, batch_hooks_aggregate_once);
 	tcase_add_test(tc, job_reads_its_batch);
 	tcase_add_test(tc, reopen_keeps_data_and_version);
 	tcase_add_test(tc, newer_schema_refused);
