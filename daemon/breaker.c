@@ -235,6 +235,8 @@ struct breaker {
 	size_t			 npermits;
 	struct clock_timer	*state_timer;	/* half-open due, max wait */
 	struct clock_timer	*lease_timer;	/* oldest lease expires */
+	uint64_t		 lease_due;	/* lease_timer's deadline, or 0
+						   when it is not armed */
 	json_t			*last_error;
 	int			 dirty;
 	/*
@@ -466,14 +468,25 @@ permit_free(struct permit *p)
 	free(p);
 }
 
+/*
+ * The lease timer must fire no later than the oldest lease's expiry. It is
+ * left armed when leases end (firing early, it finds nothing to expire and
+ * arms itself for the new oldest) and moved only when it would fire too
+ * late, so a busy breaker's acquire and record touch no timer at all.
+ */
 static void
 lease_timer_arm(struct breaker *b)
 {
+	uint64_t	due;
+
 	if (b->pfirst == NULL)
-		clock_timer_cancel(b->lease_timer);
-	else
-		clock_timer_at(b->lease_timer,
-		    b->pfirst->issued + (uint64_t)b->cfg.permit_ttl_ms);
+		return;
+	due = b->pfirst->issued + (uint64_t)b->cfg.permit_ttl_ms;
+	/* lease_due, not the timer: the timer is another cache line. */
+	if (b->lease_due == 0 || b->lease_due > due) {
+		clock_timer_at(b->lease_timer, due);
+		b->lease_due = due;
+	}
 }
 
 /* All permits become stale at a state change. */
@@ -484,6 +497,7 @@ drop_permits(struct breaker *b)
 		permit_free(b->pfirst);
 	b->ho_out = 0;
 	clock_timer_cancel(b->lease_timer);
+	b->lease_due = 0;
 }
 
 static void
@@ -771,6 +785,7 @@ lease_timer_cb(void *arg)
 {
 	struct breaker	*b = arg;
 
+	b->lease_due = 0;
 	expire_leases(b, clock_now_ms());
 	flush(b);
 }

@@ -1231,6 +1231,23 @@ START_TEST(test_lease_ttl)
 	expect_event(ev.n - 1, "cb", BRK_HALF_OPEN, BRK_OPEN,
 	    "permit_expired");
 	ck_assert(!rec(reg, "cb", p, OUTCOME_SUCCESS));
+
+	/*
+	 * The lease timer stays armed for a lease already recorded; firing
+	 * early it expires nothing and waits for the oldest lease left.
+	 */
+	ck_assert_int_eq(acq(reg, "lz", p), 0);		/* due +1000 */
+	clock_advance(100);
+	ck_assert(rec(reg, "lz", p, OUTCOME_SUCCESS));
+	clock_advance(500);
+	ck_assert_int_eq(acq(reg, "lz", q), 0);		/* due +1600 */
+	clock_advance(400);				/* +1000: early */
+	ck_assert_uint_eq(breaker_permits(breaker_find(reg, "lz")), 1);
+	clock_advance(599);
+	ck_assert_uint_eq(breaker_permits(breaker_find(reg, "lz")), 1);
+	clock_advance(1);				/* +1600 */
+	ck_assert_uint_eq(breaker_permits(breaker_find(reg, "lz")), 0);
+	ck_assert(!rec(reg, "lz", q, OUTCOME_SUCCESS));
 	breakers_free(reg);
 }
 END_TEST
