@@ -46,7 +46,7 @@
 #define WF_BREAKER_OWNER	(UINT64_MAX - 1)
 
 struct wf_settings	wf_set = { WF_MAX_RUNNING_DEFAULT,
-			    WF_MAX_STEPS_DEFAULT, 5000, NULL };
+			    WF_MAX_STEPS_DEFAULT, 5000, NULL, 0 };
 
 static const char *const wf_state_names[WF_NSTATES] = { "pending",
     "running", "succeeded", "failed", "compensating", "compensated",
@@ -2004,31 +2004,66 @@ conn_closed(struct conn *c)
 int
 wf_exec_permitted(const struct peer *p)
 {
-	char		*list, *g, *save = NULL;
-	struct group	*gr;
-	gid_t		 gid;
-	int		 ok = 0;
-	char		*end;
+	size_t	i;
 
 	if (p->uid == 0 || p->uid == ermd.euid)
 		return (1);
-	if (wf_set.exec_allow_groups == NULL ||
-	    wf_set.exec_allow_groups[0] == '\0')
+	if (wf_set.nexec_gids == 0)
 		return (p->admin);
-	if ((list = strdup(wf_set.exec_allow_groups)) == NULL)
-		return (0);
-	for (g = strtok_r(list, ", \t", &save); g != NULL && !ok;
+	for (i = 0; i < wf_set.nexec_gids; i++)
+		if (peer_in_group(p, wf_set.exec_gids[i]))
+			return (1);
+	return (0);
+}
+
+/*
+ * exec_allow_groups ("ops, 1001 deploy") to gids, resolved when the config
+ * is read (getgrnam may ask NSS over the network: never per request).
+ * -1 with the first unknown name in err.
+ */
+static int
+resolve_groups(const char *value, gid_t **out, size_t *nout, char *err,
+    size_t errsz)
+{
+	char		*list, *g, *save = NULL, *end;
+	struct group	*gr;
+	gid_t		*v = NULL, *nv;
+	size_t		 n = 0;
+	unsigned long	 l;
+
+	*out = NULL;
+	*nout = 0;
+	if ((list = strdup(value)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return (-1);
+	}
+	for (g = strtok_r(list, ", \t", &save); g != NULL;
 	    g = strtok_r(NULL, ", \t", &save)) {
-		gid = (gid_t)strtoul(g, &end, 10);
-		if (*end != '\0') {
-			if ((gr = getgrnam(g)) == NULL)
-				continue;
-			gid = gr->gr_gid;
+		errno = 0;
+		l = strtoul(g, &end, 10);
+		if (*end != '\0' || errno != 0 || l > UINT32_MAX - 1) {
+			if ((gr = getgrnam(g)) == NULL) {
+				snprintf(err, errsz, "exec_allow_groups: no "
+				    "group '%s'", g);
+				goto fail;
+			}
+			l = gr->gr_gid;
 		}
-		ok = peer_in_group(p, gid);
+		if ((nv = reallocarray(v, n + 1, sizeof(*v))) == NULL) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+		v = nv;
+		v[n++] = (gid_t)l;
 	}
 	free(list);
-	return (ok);
+	*out = v;
+	*nout = n;
+	return (0);
+fail:
+	free(list);
+	free(v);
+	return (-1);
 }
 
 static const char *const wf_keys[] = { "max_running", "max_steps",
@@ -2050,9 +2085,16 @@ wf_check(const char *section, const char *key, const char *value, char *err,
 	struct wf_settings	scratch;
 	char			why[256];
 
+	gid_t			*gids;
+	size_t			 n;
+
 	(void)section;
-	if (strcmp(key, "exec_allow_groups") == 0)
+	if (strcmp(key, "exec_allow_groups") == 0) {
+		if (resolve_groups(value, &gids, &n, err, errsz) == -1)
+			return (-1);
+		free(gids);
 		return (0);
+	}
 	if (opt_find(wf_opts, key) == -1)
 		return (-1);
 	/* [workflow] has always said the same for junk and out of range. */
@@ -2074,16 +2116,21 @@ wf_apply(const struct config *cfg)
 	wf_set.max_steps = WF_MAX_STEPS_DEFAULT;
 	wf_set.kill_grace_ms = 5000;
 	opts_from_config(wf_opts, &wf_set, cfg, "workflow");
-	free(wf_set.exec_allow_groups);
-	wf_set.exec_allow_groups = NULL;
+	free(wf_set.exec_gids);
+	wf_set.exec_gids = NULL;
+	wf_set.nexec_gids = 0;
 	for (i = 0; i < cfg->nentries; i++) {
 		const struct config_entry *e = &cfg->entries[i];
+		char			   err[256];
 
-		if (strcmp(e->section, "workflow") == 0 &&
-		    strcmp(e->key, "exec_allow_groups") == 0) {
-			free(wf_set.exec_allow_groups);
-			wf_set.exec_allow_groups = strdup(e->value);
-		}
+		if (strcmp(e->section, "workflow") != 0 ||
+		    strcmp(e->key, "exec_allow_groups") != 0)
+			continue;
+		free(wf_set.exec_gids);
+		/* Checked a moment ago; a group gone since is left out. */
+		if (resolve_groups(e->value, &wf_set.exec_gids,
+		    &wf_set.nexec_gids, err, sizeof(err)) == -1)
+			log_warnx("workflow: %s", err);
 	}
 }
 

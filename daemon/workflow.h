@@ -148,7 +148,8 @@ struct wf_settings {
 	int64_t		 max_running;
 	int64_t		 max_steps;
 	int64_t		 kill_grace_ms;
-	char		*exec_allow_groups;	/* "": admin group */
+	gid_t		*exec_gids;	/* exec_allow_groups, resolved */
+	size_t		 nexec_gids;	/* 0: the admin group */
 };
 extern struct wf_settings	wf_set;
 

@@ -730,6 +730,23 @@ START_TEST(exec_only_for_allowed_peers)
 	daemon_restart(&d);
 	ck_assert_int_eq(create_as_nobody(exec_wf), 0);
 	assert_serves(&d);
+	/* Group names are resolved when the config is read: a name that
+	 * is no group is a config error, not a silent "nobody". */
+	{
+		char	 path[300], out[1024], want[1024];
+		const char *argv[] = { ermd_path(), "-t", "-c", path, NULL };
+		FILE	*fp;
+
+		snprintf(path, sizeof(path), "%s/groups.conf", d.dir);
+		fp = fopen(path, "w");
+		fputs("[workflow]\nexec_allow_groups = nogroup, "
+		    "no-such-group-ermd\n", fp);
+		fclose(fp);
+		ck_assert_int_eq(run_prog(out, sizeof(out), argv), 78);
+		snprintf(want, sizeof(want), "%s:2: exec_allow_groups: no "
+		    "group 'no-such-group-ermd'\n", path);
+		ck_assert_str_eq(out, want);
+	}
 }
 END_TEST
 
