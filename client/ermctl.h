@@ -99,6 +99,15 @@ int		 ctl_one_arg(struct ctl *, int, char **, const char *what,
 /* A whole number >= min for option opt; -1 after a usage message. */
 int		 ctl_parse_count(struct ctl *, const char *opt, const char *s,
 		    int64_t min, int64_t *out);
+/*
+ * A duration for option opt in milliseconds: a whole number with a unit
+ * ms, s, m, h or d; a bare number counts in bare_ms (1: milliseconds, as
+ * the protocol's *_ms fields; 1000: seconds, as timeout(1)). At least
+ * min_ms. -1 after a usage message.
+ */
+int		 ctl_parse_duration(struct ctl *, const char *opt,
+		    const char *s, int64_t bare_ms, int64_t min_ms,
+		    int64_t *out);
 
 /* ermctl_print.c */
 void		 print_result(const struct ctl *, json_t *);

@@ -22,41 +22,6 @@ follow_signal(int sig)
 	follow_stop = 1;
 }
 
-/*
- * A duration: a number with an optional unit ms, s, m, h or d (none means
- * milliseconds). Returns -1 after a usage message.
- */
-static int
-parse_duration(struct ctl *ctx, const char *opt, const char *s, int64_t *out)
-{
-	static const struct {
-		const char	*unit;
-		int64_t		 ms;
-	} units[] = {
-		{ "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
-	};
-	char		*end;
-	long long	 v;
-	size_t		 i;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (end == s || errno != 0 || v < 0)
-		goto bad;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].unit) == 0) {
-			if (v > INT64_MAX / units[i].ms)
-				goto bad;
-			*out = v * units[i].ms;
-			return (0);
-		}
-bad:
-	ctl_usage_error(ctx, "%s needs a duration such as 500ms, 30s, 10m, "
-	    "2h or 1d: '%s'", opt, s);
-	return (-1);
-}
-
 /* The daemon's clock (it moves with debug.advance), or -1. */
 static int64_t
 daemon_now(struct ctl *ctx)
@@ -133,7 +98,7 @@ cmd_errors(struct ctl *ctx, int argc, char **argv)
 	    opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
-			if (parse_duration(ctx, "--since", optarg,
+			if (ctl_parse_duration(ctx, "--since", optarg, 1, 0,
 			    &since) == -1)
 				goto usage;
 			break;
@@ -220,8 +185,8 @@ cmd_stats(struct ctl *ctx, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS "w:", opts,
 	    NULL)) != -1) {
 		if (ch == 'w') {
-			if (parse_duration(ctx, "--window", optarg,
-			    &window) == -1 || window == 0) {
+			if (ctl_parse_duration(ctx, "--window", optarg, 1, 1,
+			    &window) == -1) {
 				json_decref(params);
 				return (CTL_EXIT_USAGE);
 			}

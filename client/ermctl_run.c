@@ -80,39 +80,6 @@ run_now_ms(void)
 }
 
 /*
- * A duration: a whole number followed by ms, s, m or h; a bare number is
- * seconds. Must be more than zero. Returns 0 or -1.
- */
-static int
-run_parse_duration(const char *s, int64_t *ms)
-{
-	char		*end;
-	long long	 v;
-	int64_t		 unit;
-
-	if (*s < '0' || *s > '9')
-		return (-1);
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || v <= 0)
-		return (-1);
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		unit = 1000;
-	else if (strcmp(end, "ms") == 0)
-		unit = 1;
-	else if (strcmp(end, "m") == 0)
-		unit = 60 * 1000;
-	else if (strcmp(end, "h") == 0)
-		unit = 60 * 60 * 1000;
-	else
-		return (-1);
-	if (v > INT64_MAX / unit)
-		return (-1);
-	*ms = v * unit;
-	return (0);
-}
-
-/*
  * Terminal hand-over. When ermctl runs in the foreground of a terminal,
  * the child's group becomes the foreground while it runs, so that it can
  * read the terminal and Ctrl-C reaches it; ermctl takes the terminal back
@@ -440,10 +407,9 @@ cmd_run(struct ctl *ctx, int argc, char **argv)
 			backups[nbackups++] = optarg;
 			break;
 		case RUN_OPT_TIMEOUT:
-			if (run_parse_duration(optarg, &r.timeout_ms) == -1) {
-				ret = ctl_usage_error(ctx, "--timeout needs a "
-				    "duration such as 30s, 500ms, 2m or 30: "
-				    "'%s'", optarg);
+			if (ctl_parse_duration(ctx, "--timeout", optarg,
+			    1000, 1, &r.timeout_ms) == -1) {
+				ret = CTL_EXIT_USAGE;
 				goto out;
 			}
 			break;

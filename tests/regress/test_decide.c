@@ -711,6 +711,19 @@ START_TEST(ermctl_run_recovers)
 	ck_assert(fgets(out, sizeof(out), fp) != NULL);
 	fclose(fp);
 	ck_assert_str_eq(out, "3\n");
+	/* --timeout: a bare number is seconds (as timeout(1)); 0 is none. */
+	{
+		const char	*t0[] = { "run", "--timeout", "0", "--",
+		    "/bin/true", NULL };
+		const char	*t2[] = { "run", "--timeout", "2", "--",
+		    "/bin/sh", "-c", "sleep 0.1", NULL };
+		const char	*tx[] = { "run", "--timeout", "2x", "--",
+		    "/bin/true", NULL };
+
+		ck_assert_int_eq(run_ctl(out, sizeof(out), t0), 2);
+		ck_assert_int_eq(run_ctl(out, sizeof(out), tx), 2);
+		ck_assert_int_eq(run_ctl(out, sizeof(out), t2), 0);
+	}
 }
 END_TEST
 

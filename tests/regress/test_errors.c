@@ -473,6 +473,7 @@ START_TEST(ermctl_errors_and_stats)
 	    "FILE_NOT_FOUND", NULL };
 	const char	*stats[] = { "stats", "--window", "1d", NULL };
 	const char	*bad[] = { "errors", "--since", "soon", NULL };
+	const char	*no_window[] = { "stats", "--window", "0", NULL };
 	pid_t		 pid;
 	int		 fd, out_fd, i, status;
 
@@ -490,6 +491,7 @@ START_TEST(ermctl_errors_and_stats)
 	ck_assert_ptr_nonnull(strstr(out, "total=2"));
 	ck_assert_ptr_nonnull(strstr(out, "by_category.NETWORK_ERROR=1"));
 	ck_assert_int_eq(ermctl(&d, out, sizeof(out), bad), 2);
+	ck_assert_int_eq(ermctl(&d, out, sizeof(out), no_window), 2);
 
 	/* --follow lists, then prints what is reported, until SIGTERM. */
 	json_decref(report(fd, "{\"operation\":\"sync\",\"errno\":"
