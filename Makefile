@@ -131,7 +131,7 @@ $(B)/tests/test_%: tests/regress/test_%.c tests/regress/harness.c \
     tests/regress/harness.h $(B)/liberm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Itests/regress -MMD -MP -o $@ $< tests/regress/harness.c \
-	    $(B)/liberm.a $(LDLIBS_C) $(CHECK_LIBS)
+	    $(B)/liberm.a $(LDLIBS_C) -lsqlite3 $(CHECK_LIBS)
 
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done

@@ -496,35 +496,44 @@ struct prune_job {
 	int64_t	before;		/* delete rows older than this */
 	int64_t	max_rows;	/* 0: no count limit */
 	int64_t	removed;
+	int64_t	alerts_removed;
 };
 
 static int
 prune_run(struct store_tx *tx, void *arg)
 {
 	struct prune_job	*p = arg;
-	int64_t			 n;
+	int64_t			 n, before;
 
-	p->removed = 0;
+	p->removed = p->alerts_removed = 0;
 	if (p->before > 0) {
 		if (store_tx_exec(tx, "DELETE FROM errors WHERE seq IN (SELECT "
 		    "seq FROM errors WHERE at < ? ORDER BY seq LIMIT ?)", "ii",
 		    p->before, (int64_t)PRUNE_BATCH) == -1)
 			return (-1);
-		p->removed += store_tx_changes(tx);
+		p->removed = store_tx_changes(tx);
 	}
 	if (p->max_rows > 0 && p->removed < PRUNE_BATCH) {
 		n = PRUNE_BATCH - p->removed;
+		before = store_tx_changes(tx);
 		if (store_tx_exec(tx, "DELETE FROM errors WHERE seq IN (SELECT "
 		    "seq FROM errors WHERE seq <= (SELECT seq FROM errors "
 		    "ORDER BY seq DESC LIMIT 1 OFFSET ?) ORDER BY seq LIMIT ?)",
 		    "ii", p->max_rows, n) == -1)
 			return (-1);
-		p->removed += store_tx_changes(tx);
+		p->removed += store_tx_changes(tx) - before;
+	}
+	/* Alerts are kept as long as errors (by age; they are few). */
+	if (p->before > 0) {
+		before = store_tx_changes(tx);
+		if (store_tx_exec(tx, "DELETE FROM alerts WHERE rowid IN "
+		    "(SELECT rowid FROM alerts WHERE at < ? LIMIT ?)", "ii",
+		    p->before, (int64_t)PRUNE_BATCH) == -1)
+			return (-1);
+		p->alerts_removed = store_tx_changes(tx) - before;
 	}
 	return (0);
 }
-
-static void	prune_tick(void *);
 
 static void
 prune_done(void *arg, const struct store_result *res)
@@ -537,7 +546,8 @@ prune_done(void *arg, const struct store_result *res)
 	else if (p->removed > 0)
 		log_debug("errors: pruned %lld", (long long)p->removed);
 	/* A full batch means more is due: go on at once, a batch a job. */
-	if (res->ok && p->removed == PRUNE_BATCH && er.running &&
+	if (res->ok && (p->removed == PRUNE_BATCH ||
+	    p->alerts_removed == PRUNE_BATCH) && er.running &&
 	    er.prune_timer != NULL)
 		clock_timer_after(er.prune_timer, 0);
 	free(p);

@@ -415,6 +415,7 @@ again:
 		memset(&j->res, 0, sizeof(j->res));
 		j->res.ok = 1;
 		tx.job = j;
+		tx.changes = 0;
 		if (isolate)
 			run_plain(st.wdb, "SAVEPOINT job");
 		if (j->fn(&tx, j->arg) == 0) {
@@ -441,6 +442,7 @@ again:
 	if (h->end != NULL) {
 		memset(&hook, 0, sizeof(hook));
 		tx.job = &hook;
+		tx.changes = 0;
 		if (h->end(&tx) == -1) {
 			err = hook.res.err;
 			snprintf(msg, sizeof(msg), "%s", hook.res.msg);

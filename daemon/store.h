@@ -83,6 +83,7 @@ int		 store_tx_query(struct store_tx *, store_row_fn, void *arg,
 		    const char *sql, const char *fmt, ...);
 /* Mark the job failed with an errno-style code and message. */
 int		 store_tx_fail(struct store_tx *, int err, const char *msg);
+/* Rows changed by this job's statements so far (not its batch's). */
 int64_t		 store_tx_changes(const struct store_tx *);
 
 /* A read on the loop thread; sees committed data only. -1 on error. */

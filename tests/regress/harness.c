@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <check.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -431,4 +432,27 @@ ermctl(const struct daemon *d, char *out, size_t outsz,
 		argv[argc++] = args[i];
 	argv[argc] = NULL;
 	return (run_prog(out, outsz, argv));
+}
+
+int64_t
+db_int(const struct daemon *d, const char *sql)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*st = NULL;
+	char		 path[300];
+	int64_t		 v = -1;
+
+	snprintf(path, sizeof(path), "%s/ermd.db", d->state);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
+	    SQLITE_OK) {
+		sqlite3_close(db);
+		return (-1);
+	}
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return (v);
 }

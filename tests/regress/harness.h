@@ -77,6 +77,13 @@ int	 ermctl(const struct daemon *, char *out, size_t outsz,
 /* Run a program; same conventions. */
 int	 run_prog(char *out, size_t outsz, const char *const *argv);
 
+/*
+ * The first column of the first row of sql (an integer) in the daemon's
+ * database, read-only beside the running daemon; -1 when it cannot be
+ * read. For what no method shows (the alerts table, for one).
+ */
+int64_t	 db_int(const struct daemon *, const char *sql);
+
 const char *ermd_path(void);
 const char *ermctl_path(void);
 

@@ -149,6 +149,39 @@ START_TEST(escalate_and_dedup)
 }
 END_TEST
 
+/* Alerts are kept as long as errors: [errors] max_age_ms prunes both. */
+START_TEST(alerts_pruned_with_errors)
+{
+	int	 fd;
+
+	daemon_start(&d, "[errors]\nmax_age_ms = 60000\n"
+	    "prune_interval_ms = 1000\n", manual);
+	fd = raw_connect(d.sock);
+	escalate_once(fd, "login");
+	escalate_once(fd, "sync");
+	/* An error.report's reply follows the commit of what came before. */
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
+	    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
+	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM alerts"), 2);
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":30000}}"));
+	escalate_once(fd, "later");
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":31000}}"));
+	/* One prune runs at a time: let the next tick run after it. */
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
+	    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":1000}}"));
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
+	    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
+	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM alerts"), 1);
+	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM alerts WHERE "
+	    "key = 'escalate:later'"), 1);
+	close(fd);
+}
+END_TEST
+
 START_TEST(breaker_opened)
 {
 	json_t	*a;
@@ -343,6 +376,7 @@ main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, NULL, stop);
 	tcase_add_test(tc, escalate_and_dedup);
+	tcase_add_test(tc, alerts_pruned_with_errors);
 	tcase_add_test(tc, breaker_opened);
 	tcase_add_test(tc, error_rate_per_minute);
 	tcase_add_test(tc, webhook_sink);

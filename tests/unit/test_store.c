@@ -296,6 +296,42 @@ START_TEST(batch_hooks_aggregate_once)
 }
 END_TEST
 
+/* store_tx_changes counts the job's own rows, not its batch's. */
+static int64_t	changes_seen[4];
+
+static int
+changes_job(struct store_tx *tx, void *arg)
+{
+	int	i = (int)(intptr_t)arg;
+
+	if (insert_job(tx, arg) == -1)
+		return (-1);
+	changes_seen[i] = store_tx_changes(tx);
+	return (0);
+}
+
+START_TEST(changes_are_per_job)
+{
+	int	i;
+
+	gate_open = gate_entered = 0;
+	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
+	pthread_mutex_lock(&gate_mu);
+	while (!gate_entered)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	for (i = 0; i < 4; i++)
+		store_submit(changes_job, count_done, (void *)(intptr_t)i);
+	pthread_mutex_lock(&gate_mu);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	run_until(5);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(changes_seen[i], 1);
+}
+END_TEST
+
 static int64_t	seen_in_tx;
 
 static int
@@ -448,6 +484,7 @@ main(void)
 	tcase_add_test(tc, group_commit_batches_waiting_jobs);
 	tcase_add_test(tc, failed_job_rolls_back_alone);
 	tcase_add_test(tc, batch_hooks_aggregate_once);
+	tcase_add_test(tc, changes_are_per_job);
 	tcase_add_test(tc, job_reads_its_batch);
 	tcase_add_test(tc, reopen_keeps_data_and_version);
 	tcase_add_test(tc, newer_schema_refused);
