@@ -155,24 +155,37 @@ gate_job(struct store_tx *tx, void *arg)
 	return (0);
 }
 
-START_TEST(group_commit_batches_waiting_jobs)
+/* Park the writer in a batch of its own; what is queued next is one batch. */
+static void
+gate_hold(void)
 {
-	struct store_stats	st;
-	int			i;
-
 	gate_open = gate_entered = 0;
 	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
 	pthread_mutex_lock(&gate_mu);
 	while (!gate_entered)
 		pthread_cond_wait(&gate_cv, &gate_mu);
 	pthread_mutex_unlock(&gate_mu);
-	for (i = 0; i < 500; i++)
-		ck_assert_int_eq(store_submit(insert_job, count_done,
-		    (void *)(intptr_t)i), 0);
+}
+
+static void
+gate_release(void)
+{
 	pthread_mutex_lock(&gate_mu);
 	gate_open = 1;
 	pthread_cond_broadcast(&gate_cv);
 	pthread_mutex_unlock(&gate_mu);
+}
+
+START_TEST(group_commit_batches_waiting_jobs)
+{
+	struct store_stats	st;
+	int			i;
+
+	gate_hold();
+	for (i = 0; i < 500; i++)
+		ck_assert_int_eq(store_submit(insert_job, count_done,
+		    (void *)(intptr_t)i), 0);
+	gate_release();
 	run_until(501);
 	ck_assert_int_eq(done_ok, 501);
 	store_get_stats(&st);
@@ -199,21 +212,13 @@ START_TEST(failed_job_rolls_back_alone)
 {
 	struct store_stats	st;
 
-	gate_open = gate_entered = 0;
-	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
-	pthread_mutex_lock(&gate_mu);
-	while (!gate_entered)
-		pthread_cond_wait(&gate_cv, &gate_mu);
-	pthread_mutex_unlock(&gate_mu);
+	gate_hold();
 	/* The four below are one batch. */
 	store_submit(insert_job, count_done, (void *)(intptr_t)1);
 	store_submit(insert_then_fail, count_done, (void *)(intptr_t)2);
 	store_submit(insert_job, count_done, (void *)(intptr_t)3);
 	store_submit(insert_job, count_done, (void *)(intptr_t)1); /* dup */
-	pthread_mutex_lock(&gate_mu);
-	gate_open = 1;
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
+	gate_release();
 	run_until(5);
 	ck_assert_int_eq(done_ok, 3);
 	ck_assert_int_eq(done_fail, 2);
@@ -270,21 +275,13 @@ START_TEST(batch_hooks_aggregate_once)
 
 	hook_begins = 0;
 	store_batch_hooks(hook_begin, hook_end);
-	gate_open = gate_entered = 0;
-	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
-	pthread_mutex_lock(&gate_mu);
-	while (!gate_entered)
-		pthread_cond_wait(&gate_cv, &gate_mu);
-	pthread_mutex_unlock(&gate_mu);
+	gate_hold();
 	/* One batch, run twice: the duplicate fails alone. */
 	store_submit(counted_job, count_done, (void *)(intptr_t)1);
 	store_submit(counted_job, count_done, (void *)(intptr_t)2);
 	store_submit(counted_job, count_done, (void *)(intptr_t)1);
 	store_submit(counted_job, count_done, (void *)(intptr_t)3);
-	pthread_mutex_lock(&gate_mu);
-	gate_open = 1;
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
+	gate_release();
 	run_until(5);
 	ck_assert_int_eq(done_ok, 4);
 	ck_assert_int_eq(done_fail, 1);
@@ -314,18 +311,10 @@ START_TEST(changes_are_per_job)
 {
 	int	i;
 
-	gate_open = gate_entered = 0;
-	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
-	pthread_mutex_lock(&gate_mu);
-	while (!gate_entered)
-		pthread_cond_wait(&gate_cv, &gate_mu);
-	pthread_mutex_unlock(&gate_mu);
+	gate_hold();
 	for (i = 0; i < 4; i++)
 		store_submit(changes_job, count_done, (void *)(intptr_t)i);
-	pthread_mutex_lock(&gate_mu);
-	gate_open = 1;
-	pthread_cond_broadcast(&gate_cv);
-	pthread_mutex_unlock(&gate_mu);
+	gate_release();
 	run_until(5);
 	for (i = 0; i < 4; i++)
 		ck_assert_int_eq(changes_seen[i], 1);
