@@ -147,6 +147,9 @@ daemon_prepare(struct daemon *d)
 	snprintf(d->conf, sizeof(d->conf), "%s/ermd.conf", d->dir);
 }
 
+/* The daemon started last: call_on shows its log when a reply is missing. */
+static const struct daemon	*last_started;
+
 void
 daemon_start_env(struct daemon *d, const char *conf, const char *const *args,
     const char *const *env, int pass_fd)
@@ -160,6 +163,7 @@ daemon_start_env(struct daemon *d, const char *conf, const char *const *args,
 		d->has_conf = 1;
 	}
 	d->args = args;
+	last_started = d;
 	spawn(d);
 }
 
@@ -173,6 +177,7 @@ daemon_start(struct daemon *d, const char *conf, const char *const *args)
 void
 daemon_restart(struct daemon *d)
 {
+	last_started = d;
 	spawn(d);
 }
 
@@ -455,4 +460,36 @@ db_int(const struct daemon *d, const char *sql)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return (v);
+}
+
+json_t *
+call_on(int fd, const char *fmt, ...)
+{
+	char	*buf;
+	va_list	 ap;
+	json_t	*r;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&buf, fmt, ap);
+	va_end(ap);
+	ck_assert_int_ge(n, 0);
+	r = raw_call(fd, buf);
+	if (r == NULL && last_started != NULL)
+		daemon_dump_log(last_started);
+	ck_assert_msg(r != NULL, "no reply to %s", buf);
+	free(buf);
+	return (r);
+}
+
+json_t *
+result(json_t *r)
+{
+	char	*text;
+
+	if (reply_code(r) != 0) {
+		text = json_dumps(r, JSON_COMPACT);
+		ck_abort_msg("error %d: %s", reply_code(r), text);
+	}
+	return (json_object_get(r, "result"));
 }

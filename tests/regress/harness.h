@@ -66,6 +66,15 @@ void	 assert_serves(const struct daemon *);
 
 /* The error code of a reply, or 0 when it is a success. */
 int	 reply_code(const json_t *reply);
+/*
+ * Send the request fmt makes (printf-style, any length) on fd and wait
+ * for its reply (a new reference); when none comes the test fails,
+ * showing the log of the daemon started last.
+ */
+json_t	*call_on(int fd, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* The result of a success reply (borrowed); an error reply fails the test. */
+json_t	*result(json_t *r);
 
 /*
  * Run ermctl against the daemon with args (NULL-terminated), capturing

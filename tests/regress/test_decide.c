@@ -28,35 +28,6 @@ stop(void)
 		ck_assert_int_eq(daemon_stop(&d), 0);
 }
 
-static json_t *
-call_on(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static json_t *
-call_on(int fd, const char *fmt, ...)
-{
-	char	 buf[4096];
-	va_list	 ap;
-	json_t	*r;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	r = raw_call(fd, buf);	/* (harness waits 10 s per frame) */
-	if (r == NULL)
-		daemon_dump_log(&d);
-	ck_assert_msg(r != NULL, "no reply to %s", buf);
-	return (r);
-}
-
-static json_t *
-result(json_t *r)
-{
-	ck_assert_msg(reply_code(r) == 0, "error %d: %s", reply_code(r),
-	    json_string_value(json_object_get(json_object_get(r, "error"),
-	    "message")));
-	return (json_object_get(r, "result"));
-}
-
 static const char *
 rstr(json_t *r, const char *key)
 {

@@ -312,14 +312,6 @@ call(const char *fmt, ...)
 	return (r);
 }
 
-static json_t *
-result(json_t *r)
-{
-	ck_assert_msg(reply_code(r) == 0, "error: %s",
-	    json_dumps(r, JSON_COMPACT));
-	return (json_object_get(r, "result"));
-}
-
 static int
 code_and_free(json_t *r)
 {

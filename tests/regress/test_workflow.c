@@ -60,35 +60,6 @@ start(const char *const *args)
 	start_conf(args, "");
 }
 
-static json_t *
-call_on(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static json_t *
-call_on(int fd, const char *fmt, ...)
-{
-	char	 buf[16384];
-	va_list	 ap;
-	json_t	*r;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	r = raw_call(fd, buf);
-	if (r == NULL)
-		daemon_dump_log(&d);
-	ck_assert_msg(r != NULL, "no reply to %s", buf);
-	return (r);
-}
-
-static json_t *
-result(json_t *r)
-{
-	ck_assert_msg(reply_code(r) == 0, "error %d: %s", reply_code(r),
-	    json_string_value(json_object_get(json_object_get(r, "error"),
-	    "message")));
-	return (json_object_get(r, "result"));
-}
-
 /* Create a workflow from params (JSON text); returns its id (static). */
 static const char *
 create(int fd, const char *params)
