@@ -89,7 +89,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "backup", "verify", "[ID]",
 	    "check stored copies against their sha256 (exit 1 if bad)",
 	    cmd_backup_verify },
-	{ "backup", "prune", "[--older-than MS] [--keep-last N] [--path FILE]",
+	{ "backup", "prune", "[--older-than D] [--keep-last N] [--path FILE]",
 	    "remove old backups (the configured retention without rules)",
 	    cmd_backup_prune },
 	{ "oplog", NULL, "[--path FILE] [--limit N]",

@@ -439,8 +439,8 @@ cmd_backup_prune(struct ctl *ctx, int argc, char **argv)
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'o':
-			if (ctl_parse_count(ctx, "--older-than", optarg,
-			    0, &older) == -1)
+			if (ctl_parse_duration(ctx, "--older-than", optarg,
+			    1, 0, &older) == -1)
 				goto usage;
 			break;
 		case 'k':

@@ -807,6 +807,10 @@ START_TEST(ermctl_commands)
 	const char	*verify[] = { "backup", "verify", NULL };
 	const char	*prune[] = { "backup", "prune", "--keep-last", "1",
 	    NULL };
+	const char	*prune_old[] = { "backup", "prune", "--older-than",
+	    "1d", NULL };
+	const char	*prune_bad[] = { "backup", "prune", "--older-than",
+	    "1y", NULL };
 	const char	*oplog[] = { "oplog", "--limit", "2", NULL };
 	const char	*bad[] = { "backup", "restore", NULL };
 
@@ -845,6 +849,10 @@ START_TEST(ermctl_commands)
 	ck_assert_int_eq(ermctl(&b.d, out, sizeof(out), verify), 0);
 	ck_assert_ptr_nonnull(strstr(out, "checked=1\n"));
 	json_decref(bk_ok(bk_create(&b, path)));
+	/* A duration, with a unit: nothing is a day old yet. */
+	ck_assert_int_eq(ermctl(&b.d, out, sizeof(out), prune_old), 0);
+	ck_assert_ptr_nonnull(strstr(out, "removed=0\n"));
+	ck_assert_int_eq(ermctl(&b.d, out, sizeof(out), prune_bad), 2);
 	ck_assert_int_eq(ermctl(&b.d, out, sizeof(out), prune), 0);
 	ck_assert_ptr_nonnull(strstr(out, "removed=1\n"));
 	ck_assert_int_eq(ermctl(&b.d, out, sizeof(out), oplog), 0);
