@@ -97,6 +97,11 @@ set_fail(struct store_result *r, int err, const char *msg)
 }
 
 /* Bind fmt's parameters; -1 on a bad format letter or a bind error. */
+/*
+ * Strings and blobs are bound SQLITE_STATIC, without a copy: the caller's
+ * values outlive the statement's run, and release() clears the bindings
+ * before anything else can step it.
+ */
 static int
 bind_args(sqlite3_stmt *s, const char *fmt, va_list ap)
 {
@@ -114,13 +119,13 @@ bind_args(sqlite3_stmt *s, const char *fmt, va_list ap)
 			break;
 		case 't':
 			rc = sqlite3_bind_text(s, i + 1, va_arg(ap,
-			    const char *), -1, SQLITE_TRANSIENT);
+			    const char *), -1, SQLITE_STATIC);
 			break;
 		case 'b':
 			blob = va_arg(ap, const void *);
 			len = va_arg(ap, size_t);
 			rc = sqlite3_bind_blob64(s, i + 1, blob, len,
-			    SQLITE_TRANSIENT);
+			    SQLITE_STATIC);
 			break;
 		case 'n':
 			rc = sqlite3_bind_null(s, i + 1);
