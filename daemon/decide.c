@@ -807,13 +807,11 @@ load_row(const struct store_row *row, void *arg)
 	json_decref(snap);
 	r->n++;
 	if ((rs = malloc(sizeof(*rs) + len + 1)) == NULL)
-		return (-1);
+		fatalx("breakers: out of memory restoring");
 	rs->seq = (uint64_t)store_row_int(row, 2);
 	memcpy(rs->name, name, len + 1);
-	if (htab_insert(&r->seqs, &rs->node, rs->name, len) == -1) {
-		free(rs);
-		return (-1);
-	}
+	if (htab_insert(&r->seqs, &rs->node, rs->name, len) == -1)
+		fatalx("breakers: out of memory restoring");
 	if (rs->seq > r->max_seq)
 		r->max_seq = rs->seq;
 	return (0);

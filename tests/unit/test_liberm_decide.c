@@ -5,14 +5,16 @@
  * exact requests sent (methods and params, member for member, as
  * PROTOCOL.md names them) and what erm_execute decided.
  *
- * erm.c, erm_decide.c and ermctl_run.c are included whole: libermd.a has
- * none of them, and the cases need client_new() to wrap a socket pair.
- * The few ermctl.c helpers ermctl_run.c calls are stubbed below.
+ * erm.c, erm_decide.c, ermctl_run.c and ermctl_parse.c are included
+ * whole: libermd.a has none of them, and the cases need client_new() to
+ * wrap a socket pair. The few ermctl.c helpers ermctl_run.c calls are
+ * stubbed below.
  */
 
 #include "erm.c"
 #include "erm_decide.c"
 #include "ermctl_run.c"
+#include "ermctl_parse.c"
 
 #include <sys/stat.h>
 
@@ -847,6 +849,7 @@ ermctl_run(const char *first, ...)
 			"\"category\":\"" cat "\",\"strategy\":\"escalate\"," \
 			"\"attempt\":1,\"rolled_back\":[]}"
 
+/* run --timeout: a bare number is seconds; zero is refused. */
 START_TEST(test_run_duration)
 {
 	static const struct {
@@ -854,7 +857,8 @@ START_TEST(test_run_duration)
 		int64_t		 ms;	/* -1: refused */
 	} cases[] = {
 		{ "30s", 30000 }, { "500ms", 500 }, { "2m", 120000 },
-		{ "30", 30000 }, { "1h", 3600000 }, { "0", -1 }, { "", -1 },
+		{ "30", 30000 }, { "1h", 3600000 }, { "1d", 86400000 },
+		{ "0", -1 }, { "0ms", -1 }, { "", -1 },
 		{ "-5s", -1 }, { "5x", -1 }, { "1.5s", -1 }, { " 5", -1 },
 		{ "s", -1 }, { "99999999999999999999", -1 },
 		{ "9223372036854775807m", -1 },
@@ -864,7 +868,8 @@ START_TEST(test_run_duration)
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		ms = -1;
-		if (run_parse_duration(cases[i].s, &ms) == -1)
+		if (ctl_parse_duration(NULL, "--timeout", cases[i].s, 1000, 1,
+		    &ms) == -1)
 			ms = -1;
 		ck_assert_msg(ms == cases[i].ms, "'%s': got %lld, want %lld",
 		    cases[i].s, (long long)ms, (long long)cases[i].ms);
