@@ -528,69 +528,15 @@ forward_tx_enqueue(struct store_tx *tx, enum fwd_kind kind, const char *id,
 	    (int64_t)kind, id, body, (int64_t)severity, now));
 }
 
-/* A row queued by a job of its own (recoveries, alerts). */
-struct queued {
-	enum fwd_kind	 kind;
-	char		 id[UUID_STRLEN + 1];
-	char		*body;
-	int		 severity;
-	int64_t		 now;
-};
-
-static int
-queued_run(struct store_tx *tx, void *arg)
-{
-	struct queued	*q = arg;
-
-	return (forward_tx_enqueue(tx, q->kind, q->id, q->body, q->severity,
-	    q->now));
-}
-
-static void
-queued_done(void *arg, const struct store_result *res)
-{
-	struct queued	*q = arg;
-
-	if (!res->ok)
-		log_warnx("supabase: cannot queue a %s row: %s",
-		    kind_names[q->kind], res->msg);
-	else
-		forward_enqueued(q->kind, 1);
-	free(q->body);
-	free(q);
-}
-
-static void
-queue_row(enum fwd_kind kind, const char *id, json_t *row, int severity)
-{
-	struct queued	*q;
-
-	if ((q = calloc(1, sizeof(*q))) == NULL ||
-	    (q->body = erm_json_text(row, 1 << 24)) == NULL) {
-		free(q);
-		log_warnx("supabase: out of memory queueing a %s row",
-		    kind_names[kind]);
-		return;
-	}
-	q->kind = kind;
-	snprintf(q->id, sizeof(q->id), "%s", id);
-	q->severity = severity;
-	q->now = (int64_t)clock_now_ms();
-	if (store_submit(queued_run, queued_done, q) == -1) {
-		free(q->body);
-		free(q);
-	}
-}
-
-void
-forward_op_finished(const struct op *op)
+char *
+forward_recovery_row(const struct op *op)
 {
 	json_t		*row, *last;
-	char		 a[40], b[40];
+	char		 a[40], b[40], *text;
 	const char	*cat;
 
 	if (!fw.enabled)
-		return;
+		return (NULL);
 	row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:b, s:s, s:s,"
 	    " s:O, s:O}", "id", op->id, "op", op->id, "host", forward_host(),
 	    "operation", op->operation, "state", op_state_name(op->state),
@@ -600,23 +546,16 @@ forward_op_finished(const struct op *op)
 	    "finished_at", forward_time((int64_t)op->finished_at, b,
 	    sizeof(b)), "errors", op->errors, "backups", op->backups);
 	if (row == NULL)
-		return;
+		return (NULL);
 	if (op->reason[0] != '\0')
 		json_object_set_new(row, "reason", json_string(op->reason));
 	last = json_array_get(op->errors, json_array_size(op->errors) - 1);
 	if ((cat = json_string_value(json_object_get(last, "category"))) !=
 	    NULL)
 		json_object_set_new(row, "category", json_string(cat));
-	queue_row(FWD_RECOVERIES, op->id, row, op->state == OP_SUCCEEDED ?
-	    SEV_INFO : SEV_ERROR);
+	text = erm_json_text(row, 1 << 24);
 	json_decref(row);
-}
-
-void
-forward_alert_row(const char *id, json_t *row)
-{
-	if (fw.enabled)
-		queue_row(FWD_ALERTS, id, row, SEV_CRITICAL);
+	return (text);
 }
 
 /* ---- the outbox bound --------------------------------------------------- */

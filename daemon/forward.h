@@ -44,11 +44,11 @@ int		 forward_tx_enqueue(struct store_tx *, enum fwd_kind,
 void		 forward_enqueued(enum fwd_kind, int n);
 
 /*
- * Queue a finished op (erm_recoveries) or an alert (erm_alerts, row
- * already built) in a job of its own. No-ops when forwarding is off.
+ * The erm_recoveries row of a finished op as JSON text (malloc'ed), or
+ * NULL when forwarding is off: queued with forward_tx_enqueue in the job
+ * that stores the op, so the two commit together. Loop thread.
  */
-void		 forward_op_finished(const struct op *);
-void		 forward_alert_row(const char *id, json_t *row);
+char		*forward_recovery_row(const struct op *);
 
 /*
  * Where the forwarder's own alerts go (a pause, a dead-lettered row):

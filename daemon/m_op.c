@@ -15,6 +15,7 @@
 #include "erm_proto.h"
 #include "ermd.h"
 #include "alerts.h"
+#include "errors.h"
 #include "events.h"
 #include "forward.h"
 #include "log.h"
@@ -37,6 +38,8 @@ struct op_row {
 	int		 attempts, failures, recovered;
 	int64_t		 started_at, finished_at, uid, pid;
 	char		*errors, *backups;
+	char		*outbox;	/* erm_recoveries row, or NULL */
+	int		 severity;	/* of the outbox row */
 };
 
 static struct metric	*m_recovered, *m_failed;
@@ -46,14 +49,20 @@ row_run(struct store_tx *tx, void *arg)
 {
 	struct op_row	*r = arg;
 
-	return (store_tx_exec(tx, "INSERT OR REPLACE INTO ops (id, operation, "
+	if (store_tx_exec(tx, "INSERT OR REPLACE INTO ops (id, operation, "
 	    "state, reason, breaker, attempts, failures, recovered, "
 	    "started_at, finished_at, errors, backups, peer_uid, peer_pid) "
 	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	    "tttttiiiiittii", r->id, r->operation, r->state, r->reason,
 	    r->breaker, (int64_t)r->attempts, (int64_t)r->failures,
 	    (int64_t)r->recovered, r->started_at, r->finished_at, r->errors,
-	    r->backups, r->uid, r->pid));
+	    r->backups, r->uid, r->pid) == -1)
+		return (-1);
+	/* The outbox row commits with the op it carries. */
+	if (r->outbox != NULL && forward_tx_enqueue(tx, FWD_RECOVERIES, r->id,
+	    r->outbox, r->severity, r->finished_at) == -1)
+		return (-1);
+	return (0);
 }
 
 static void
@@ -65,6 +74,7 @@ row_free(struct op_row *r)
 	free(r->breaker);
 	free(r->errors);
 	free(r->backups);
+	free(r->outbox);
 	free(r);
 }
 
@@ -75,6 +85,8 @@ row_done(void *arg, const struct store_result *res)
 
 	if (!res->ok)
 		log_warnx("op %s: cannot store: %s", r->id, res->msg);
+	else if (r->outbox != NULL)
+		forward_enqueued(FWD_RECOVERIES, 1);
 	if (r->req != NULL) {
 		if (!res->ok) {
 			json_decref(r->req->result);
@@ -111,7 +123,6 @@ finish(struct op *op, enum op_state state, const char *reason,
 	    op_state_name(state), "attempts", op->attempts, "recovered",
 	    state == OP_SUCCEEDED && op->failures > 0, "reason",
 	    op->reason[0] ? op->reason : NULL));
-	forward_op_finished(op);	/* issue 4: erm_recoveries */
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		goto oom;
 	r->req = req;
@@ -130,6 +141,8 @@ finish(struct op *op, enum op_state state, const char *reason,
 	r->pid = (int64_t)op->pid;
 	r->errors = erm_json_text(op->errors, 1 << 24);
 	r->backups = erm_json_text(op->backups, 1 << 24);
+	r->outbox = forward_recovery_row(op);
+	r->severity = state == OP_SUCCEEDED ? SEV_INFO : SEV_ERROR;
 	decide_flush();		/* the breaker's change commits first */
 	if (r->operation == NULL || r->state == NULL || r->errors == NULL ||
 	    r->backups == NULL || store_submit(row_run, row_done, r) == -1) {
