@@ -97,6 +97,62 @@ static struct {
 
 /* ---- config ------------------------------------------------------------- */
 
+/*
+ * Split an exec line into words in place, as systemd's ExecStart= does:
+ * blanks separate words; 'single quotes' keep everything literally,
+ * "double quotes" and bare words take a backslash as an escape for the
+ * next character. Returns the number of words (at most max), or -1 with
+ * a message for an unterminated quote, a trailing backslash or too many
+ * words.
+ */
+static int
+split_words(char *s, char **argv, int max, char *err, size_t errsz)
+{
+	char	*r = s, *w = s, q;
+	int	 argc = 0;
+
+	for (;;) {
+		while (*r == ' ' || *r == '\t')
+			r++;
+		if (*r == '\0')
+			return (argc);
+		if (argc == max) {
+			snprintf(err, errsz, "exec: more than %d words", max);
+			return (-1);
+		}
+		argv[argc++] = w;
+		while (*r != '\0' && *r != ' ' && *r != '\t') {
+			if (*r == '\'' || *r == '"') {
+				q = *r++;
+				while (*r != '\0' && *r != q) {
+					if (q == '"' && *r == '\\' &&
+					    r[1] != '\0')
+						r++;
+					*w++ = *r++;
+				}
+				if (*r == '\0') {
+					snprintf(err, errsz, "exec: no closing "
+					    "%c", q);
+					return (-1);
+				}
+				r++;
+			} else if (*r == '\\') {
+				if (*++r == '\0') {
+					snprintf(err, errsz, "exec: a "
+					    "backslash at the end");
+					return (-1);
+				}
+				*w++ = *r++;
+			} else
+				*w++ = *r++;
+		}
+		/* r is at a blank or the end; w never passes r. */
+		if (*r != '\0')
+			r++;
+		*w++ = '\0';
+	}
+}
+
 static int
 alerts_check(const char *section, const char *key, const char *value,
     char *err, size_t errsz)
@@ -114,12 +170,21 @@ alerts_check(const char *section, const char *key, const char *value,
 		return (0);
 	}
 	if (strcmp(key, "exec") == 0) {
-		if (value[0] != '\0' && value[0] != '/') {
-			snprintf(err, errsz, "exec: the program must be an "
-			    "absolute path: '%s'", value);
+		char	*copy, *argv[EXEC_ARGS_MAX];
+		int	 argc;
+
+		if ((copy = strdup(value)) == NULL) {
+			snprintf(err, errsz, "out of memory");
 			return (-1);
 		}
-		return (0);
+		argc = split_words(copy, argv, EXEC_ARGS_MAX, err, errsz);
+		if (argc > 0 && argv[0][0] != '/') {
+			snprintf(err, errsz, "exec: the program must be an "
+			    "absolute path: '%s'", value);
+			argc = -1;
+		}
+		free(copy);
+		return (argc == -1 ? -1 : 0);
 	}
 	return (opts_check_conf(alerts_opts, &scratch, key, value, err,
 	    errsz));
@@ -359,7 +424,7 @@ child_timeout(evutil_socket_t fd, short ev, void *arg)
 }
 
 /*
- * Run the exec sink: argv split at blanks (no shell, no quoting), a
+ * Run the exec sink: argv split as split_words does (no shell), a
  * cleared environment with the alert in ERMD_ALERT_*, the alert's JSON on
  * stdin, stdout and stderr to /dev/null, in a process group of its own
  * that is killed after exec_timeout_ms.
@@ -369,7 +434,7 @@ exec_sink(const json_t *a)
 {
 	struct timeval	 tv;
 	struct child	*c;
-	char		*copy, *argv[EXEC_ARGS_MAX + 1], *tok, *save;
+	char		*copy, *argv[EXEC_ARGS_MAX + 1];
 	char		*envp[8], *text, buf[4096];
 	int		 argc = 0, slot, p[2] = { -1, -1 }, devnull, i, n = 0;
 	pid_t		 pid;
@@ -386,9 +451,10 @@ exec_sink(const json_t *a)
 	}
 	if ((copy = strdup(al.set.exec)) == NULL)
 		return;
-	for (tok = strtok_r(copy, " \t", &save); tok != NULL &&
-	    argc < EXEC_ARGS_MAX; tok = strtok_r(NULL, " \t", &save))
-		argv[argc++] = tok;
+	/* Checked when the config was read. */
+	if ((argc = split_words(copy, argv, EXEC_ARGS_MAX, buf,
+	    sizeof(buf))) == -1)
+		argc = 0;
 	argv[argc] = NULL;
 	text = erm_json_text(a, 1 << 20);
 	memset(envp, 0, sizeof(envp));

@@ -295,7 +295,8 @@ START_TEST(exec_sink_and_timeout)
 
 	daemon_prepare(&d);
 	snprintf(script, sizeof(script), "%s/sink.sh", d.dir);
-	snprintf(out, sizeof(out), "%s/sink.out", d.dir);
+	/* A blank in an argument: quoted in the exec line. */
+	snprintf(out, sizeof(out), "%s/sink out", d.dir);
 	ck_assert_ptr_nonnull(fp = fopen(script, "w"));
 	/* Sleeps for the breaker alert: the timeout must kill it. */
 	fprintf(fp, "#!/bin/sh\nout=$1\ncase \"$ERMD_ALERT_KIND\" in\n"
@@ -305,7 +306,7 @@ START_TEST(exec_sink_and_timeout)
 	    ">> \"$out\"\n");
 	fclose(fp);
 	ck_assert_int_eq(chmod(script, 0755), 0);
-	snprintf(conf, sizeof(conf), "[alerts]\nexec = %s %s\n"
+	snprintf(conf, sizeof(conf), "[alerts]\nexec = %s \"%s\"\n"
 	    "exec_timeout_ms = 300\n", script, out);
 	daemon_start_env(&d, conf, manual, NULL, -1);
 	fd = raw_connect(d.sock);
@@ -333,6 +334,20 @@ START_TEST(exec_sink_and_timeout)
 	ck_assert_int_lt(i, 100);
 	close(fd);
 	assert_serves(&d);
+	/* An exec line that does not parse is a config error. */
+	{
+		char		 path[300], got[1024], want[1024];
+		const char	*argv[] = { ermd_path(), "-t", "-c", path, NULL };
+
+		snprintf(path, sizeof(path), "%s/bad.conf", d.dir);
+		ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+		fputs("[alerts]\nexec = /bin/echo 'unclosed\n", fp);
+		fclose(fp);
+		ck_assert_int_eq(run_prog(got, sizeof(got), argv), 78);
+		snprintf(want, sizeof(want), "%s:2: exec: no closing '\n",
+		    path);
+		ck_assert_str_eq(got, want);
+	}
 }
 END_TEST
 
