@@ -34,6 +34,15 @@
 #define DEDUP_KEYS_MAX	4096	/* keys remembered; expired ones go first */
 #define EXEC_ARGS_MAX	64
 #define EXEC_RUNNING_MAX 16	/* sinks running at once; more are skipped */
+/*
+ * A webhook POST that meets a transport error, a 429 or a 5xx is sent
+ * again, up to WEBHOOK_ATTEMPTS in all, after 1 s and then 5 s on the
+ * daemon clock; at most WEBHOOK_PENDING alerts wait for a webhook at once
+ * (past that a failure is not retried).
+ */
+#define WEBHOOK_ATTEMPTS	3
+#define WEBHOOK_FIRST_DELAY_MS	1000
+#define WEBHOOK_PENDING		64
 
 struct settings {
 	int64_t	error_rate_per_min;
@@ -75,6 +84,16 @@ struct seen {
 	uint64_t	 at;
 };
 
+/* One alert on its way to the webhook. */
+struct hook {
+	struct hook		*prev, *next;
+	char			*text;		/* the alert's JSON */
+	char			*key;
+	int			 attempt;	/* POSTs sent so far */
+	int			 in_flight;
+	struct clock_timer	*timer;		/* the next attempt */
+};
+
 struct child {
 	pid_t		 pid;
 	int		 pidfd;
@@ -91,6 +110,8 @@ static struct {
 	uint64_t		 rate_sec[60];
 	uint32_t		 rate_n[60];
 	struct child		*kids[EXEC_RUNNING_MAX];
+	struct hook		*hooks;		/* sent or waiting to be */
+	int			 nhooks;
 	struct metric_family	*m_total;
 	struct metric		*m_suppressed, *m_sink_fail;
 } al;
@@ -324,22 +345,63 @@ store_alert(json_t *a)
 /* ---- sinks -------------------------------------------------------------- */
 
 static void
-webhook_done(const struct http_response *resp, void *arg)
+hook_free(struct hook *h)
 {
-	char	what[128];
+	if (h->prev != NULL)
+		h->prev->next = h->next;
+	else
+		al.hooks = h->next;
+	if (h->next != NULL)
+		h->next->prev = h->prev;
+	al.nhooks--;
+	clock_timer_free(h->timer);
+	free(h->text);
+	free(h->key);
+	free(h);
+}
 
-	if (resp->err == 0 && resp->status >= 200 && resp->status < 300) {
-		free(arg);
-		return;
-	}
-	metric_inc(al.m_sink_fail);
-	log_warnx("alert %s: webhook: %s", (char *)arg,
-	    http_describe(resp, what, sizeof(what)));
-	free(arg);
+static void	hook_send(struct hook *);
+
+static void
+hook_again(void *arg)
+{
+	hook_send(arg);
 }
 
 static void
-webhook(const json_t *a)
+webhook_done(const struct http_response *resp, void *arg)
+{
+	struct hook	*h = arg;
+	char		 what[128];
+	uint64_t	 delay;
+	int		 k;
+
+	h->in_flight = 0;
+	if (resp->err == 0 && resp->status >= 200 && resp->status < 300) {
+		hook_free(h);
+		return;
+	}
+	if (al.running && resp->err != ECANCELED &&
+	    h->attempt < WEBHOOK_ATTEMPTS && (resp->err != 0 ||
+	    resp->status == 429 || resp->status >= 500)) {
+		for (delay = WEBHOOK_FIRST_DELAY_MS, k = 1; k < h->attempt;
+		    k++)
+			delay *= 5;
+		log_info("alert %s: webhook: %s; again in %llu ms", h->key,
+		    http_describe(resp, what, sizeof(what)),
+		    (unsigned long long)delay);
+		clock_timer_after(h->timer, delay);
+		return;
+	}
+	metric_inc(al.m_sink_fail);
+	log_warnx("alert %s: webhook: %s%s", h->key,
+	    http_describe(resp, what, sizeof(what)), h->attempt > 1 ?
+	    " (the last attempt)" : "");
+	hook_free(h);
+}
+
+static void
+hook_send(struct hook *h)
 {
 	static const char *const hdrs[] = {
 		"Content-Type: application/json", "User-Agent: ermd/" ERMD_VERSION,
@@ -347,28 +409,57 @@ webhook(const json_t *a)
 	};
 	struct http_options	 o;
 	struct http_body	 body;
-	char			*text, *key;
 
-	if (al.set.webhook_url == NULL || !al.http_up)
-		return;
-	if ((text = erm_json_text(a, 1 << 20)) == NULL)
-		return;
-	key = strdup(json_string_value(json_object_get(a, "key")));
 	memset(&o, 0, sizeof(o));
 	o.timeout_ms = (long)al.set.webhook_timeout_ms;
 	o.connect_timeout_ms = (long)al.set.webhook_timeout_ms;
 	o.max_response_bytes = 65536;
 	o.resp_fd = -1;
-	body.buf = text;
-	body.len = strlen(text);
+	body.buf = h->text;
+	body.len = strlen(h->text);
 	body.fd = -1;
-	if (key == NULL || http_request("POST", al.set.webhook_url, hdrs,
-	    &body, &o, webhook_done, key) == NULL) {
+	h->attempt++;
+	if (al.set.webhook_url == NULL || !al.http_up ||
+	    http_request("POST", al.set.webhook_url, hdrs, &body, &o,
+	    webhook_done, h) == NULL) {
 		metric_inc(al.m_sink_fail);
-		log_warnx("alert: webhook: cannot start the request");
-		free(key);
+		log_warnx("alert %s: webhook: cannot start the request",
+		    h->key);
+		hook_free(h);
+		return;
 	}
-	free(text);
+	h->in_flight = 1;
+}
+
+static void
+webhook(const json_t *a)
+{
+	struct hook	*h;
+
+	if (al.set.webhook_url == NULL || !al.http_up)
+		return;
+	if ((h = calloc(1, sizeof(*h))) == NULL ||
+	    (h->text = erm_json_text(a, 1 << 20)) == NULL ||
+	    (h->key = strdup(json_string_value(json_object_get(a,
+	    "key")))) == NULL || (h->timer = clock_timer_new(hook_again,
+	    h)) == NULL) {
+		if (h != NULL) {
+			free(h->text);
+			free(h->key);
+		}
+		free(h);
+		metric_inc(al.m_sink_fail);
+		log_warnx("alert: webhook: out of memory");
+		return;
+	}
+	/* Past the bound, this one gets a single attempt. */
+	if (al.nhooks >= WEBHOOK_PENDING)
+		h->attempt = WEBHOOK_ATTEMPTS - 1;
+	if ((h->next = al.hooks) != NULL)
+		h->next->prev = h;
+	al.hooks = h;
+	al.nhooks++;
+	hook_send(h);
 }
 
 static void
@@ -712,6 +803,7 @@ alerts_stop(void)
 {
 	struct hnode	*n, *next;
 	struct seen	*s;
+	struct hook	*h, *hnext;
 	size_t		 bucket = 0;
 	int		 i;
 
@@ -734,6 +826,13 @@ alerts_stop(void)
 		free(s);
 	}
 	htab_free(&al.seen);
+	/* Waiting for a retry: dropped. In flight: the shutdown below
+	 * cancels them, and webhook_done frees them. */
+	for (h = al.hooks; h != NULL; h = hnext) {
+		hnext = h->next;
+		if (!h->in_flight)
+			hook_free(h);
+	}
 	if (al.http_up) {
 		http_shutdown();
 		al.http_up = 0;

@@ -210,17 +210,22 @@ START_TEST(error_rate_per_minute)
 END_TEST
 
 /* A local HTTP server that appends each POST body, one per line. */
+/* Answers the first POST 503, the others 204; logs "STATUS type body". */
 static const char webhook_py[] =
 "import http.server, sys\n"
 "out = sys.argv[1]\n"
+"seen = [0]\n"
 "class H(http.server.BaseHTTPRequestHandler):\n"
 "    def do_POST(self):\n"
 "        n = int(self.headers.get('Content-Length', 0))\n"
 "        b = self.rfile.read(n)\n"
+"        seen[0] += 1\n"
+"        st = 503 if seen[0] == 1 else 204\n"
 "        with open(out, 'ab') as f:\n"
-"            f.write(self.headers.get('Content-Type', '').encode() + b' '"
-" + b + b'\\n')\n"
-"        self.send_response(204)\n"
+"            f.write(str(st).encode() + b' ' +"
+" self.headers.get('Content-Type', '').encode() + b' ' + b + b'\\n')\n"
+"        self.send_response(st)\n"
+"        self.send_header('Content-Length', '0')\n"
 "        self.end_headers()\n"
 "    def log_message(self, *a):\n"
 "        pass\n"
@@ -247,6 +252,24 @@ file_has(const char *path, const char *needle, int wait_ms)
 		usleep(25000);
 	}
 	return (0);
+}
+
+/* ermd_alert_sink_failures_total{sink="any"}. */
+static int
+sink_failures(int fd)
+{
+	json_t		*r;
+	const char	*t, *p;
+	int		 n = -1;
+
+	r = call_on(fd, "{\"id\":1,\"method\":\"metrics.prometheus\"}");
+	t = json_string_value(json_object_get(result(r), "text"));
+	if ((p = strstr(t, "ermd_alert_sink_failures_total{sink=\"any\"} "))
+	    != NULL)
+		n = atoi(p + strlen("ermd_alert_sink_failures_total{sink="
+		    "\"any\"} "));
+	json_decref(r);
+	return (n);
 }
 
 START_TEST(webhook_sink)
@@ -276,13 +299,32 @@ START_TEST(webhook_sink)
 	daemon_start_env(&d, conf, manual, NULL, -1);
 	fd = raw_connect(d.sock);
 	escalate_once(fd, "billing");
-	ck_assert_msg(file_has(out, "\"key\":\"escalate:billing\"", 5000),
+	/* Refused with 503 first: sent again 1 s later (daemon clock). */
+	ck_assert_msg(file_has(out, "503 application/json {", 5000),
 	    "the webhook got no alert");
-	ck_assert(file_has(out, "application/json {", 0));
+	ck_assert(!file_has(out, "204 ", 300));
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":1000}}"));
+	ck_assert_msg(file_has(out, "204 application/json {", 5000),
+	    "the webhook was not tried again");
+	ck_assert(file_has(out, "\"key\":\"escalate:billing\"", 0));
 	ck_assert(file_has(out, "\"kind\":\"escalate\"", 0));
-	close(fd);
+	ck_assert_int_eq(sink_failures(fd), 0);
+	/*
+	 * With the receiver gone, three attempts (now, +1 s, +5 s), then
+	 * one failed delivery.
+	 */
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
+	escalate_once(fd, "payroll");
+	for (i = 0; i < 100 && sink_failures(fd) == 0; i++) {
+		json_decref(call_on(fd, "{\"id\":1,\"method\":"
+		    "\"debug.advance\",\"params\":{\"ms\":1000}}"));
+		usleep(20000);
+	}
+	ck_assert_int_eq(sink_failures(fd), 1);
+	ck_assert_int_ge(i, 6);			/* not before +6 s */
+	close(fd);
 }
 END_TEST
 
