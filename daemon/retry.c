@@ -285,8 +285,7 @@ retry_rng_uniform(struct retry_rng *r, int64_t lo, int64_t hi)
  * window: at the tenth one-second boundary after it). Sums are kept beside
  * the slots, so a request or a decision is O(1) (moving forward clears at
  * most RETRY_BUDGET_SLOTS slots).
- */
-/*
+ *
  * The keys sit in a list in the order they were placed there (oldest
  * first). A touch only sets last and touched: relinking a key on every
  * request would write two other keys' links, cold cache lines once there

@@ -96,8 +96,8 @@ set_fail(struct store_result *r, int err, const char *msg)
 	return (-1);
 }
 
-/* Bind fmt's parameters; -1 on a bad format letter or a bind error. */
 /*
+ * Bind fmt's parameters; -1 on a bad format letter or a bind error.
  * Strings and blobs are bound SQLITE_STATIC, without a copy: the caller's
  * values outlive the statement's run, and release() clears the bindings
  * before anything else can step it.
@@ -478,7 +478,7 @@ writer_main(void *unused)
 	struct batch_hooks	 hooks;
 	size_t			 n;
 	int			 durability, fatal, isolated;
-	char		 c = 0;
+	char			 c = 0;
 
 	(void)unused;
 	for (;;) {
