@@ -1,5 +1,6 @@
 /* The regress harness; see harness.h. */
 
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -10,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,4 +494,66 @@ result(json_t *r)
 		ck_abort_msg("error %d: %s", reply_code(r), text);
 	}
 	return (json_object_get(r, "result"));
+}
+
+int
+mount_small_tmpfs(const char *dir, const char *size)
+{
+	char	opts[64];
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "%s: skipped (mounting a tmpfs needs root)\n",
+		    dir);
+		return (-1);
+	}
+	snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
+	if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC |
+	    MS_PRIVATE, NULL) == -1 || mount("tmpfs", dir, "tmpfs", 0,
+	    opts) == -1) {
+		fprintf(stderr, "%s: skipped (mount tmpfs: %s)\n", dir,
+		    strerror(errno));
+		return (-1);
+	}
+	return (0);
+}
+
+void
+fill_up(const char *dir)
+{
+	static char	block[65536];
+	char		path[300];
+	int		fd;
+
+	snprintf(path, sizeof(path), "%s/filler", dir);
+	ck_assert_int_ne(fd = open(path, O_WRONLY | O_CREAT, 0600), -1);
+	while (write(fd, block, sizeof(block)) > 0)
+		;
+	while (write(fd, block, 512) > 0)
+		;
+	ck_assert_int_eq(errno, ENOSPC);
+	close(fd);
+}
+
+int
+daemon_log_has(const struct daemon *d, const char *needle, int wait_ms)
+{
+	char	*buf;
+	FILE	*fp;
+	size_t	 n;
+	int	 i, found = 0;
+
+	if ((buf = malloc(1 << 20)) == NULL)
+		return (0);
+	for (i = 0; i <= wait_ms / 20 && !found; i++) {
+		if (i > 0)
+			sleep_ms(20);
+		if ((fp = fopen(d->log, "r")) == NULL)
+			continue;
+		n = fread(buf, 1, (1 << 20) - 1, fp);
+		fclose(fp);
+		buf[n] = '\0';
+		found = strstr(buf, needle) != NULL;
+	}
+	free(buf);
+	return (found);
 }

@@ -48,6 +48,9 @@ int	 daemon_stop_keep(struct daemon *);
 void	 daemon_kill9(struct daemon *);
 /* Print the daemon's log to stderr (on failure). */
 void	 daemon_dump_log(const struct daemon *);
+/* 1 once the daemon's log holds needle, waiting up to wait_ms; else 0. */
+int	 daemon_log_has(const struct daemon *, const char *needle,
+	    int wait_ms);
 /* Replace the config file's text (for reload tests). */
 void	 daemon_write_conf(struct daemon *, const char *conf);
 
@@ -92,6 +95,16 @@ int	 run_prog(char *out, size_t outsz, const char *const *argv);
  * read. For what no method shows (the alerts table, for one).
  */
 int64_t	 db_int(const struct daemon *, const char *sql);
+
+/*
+ * Mount a tmpfs of size ("2m") on dir, in a mount namespace of this test
+ * process's own (and of the daemon it starts), so that it goes away with
+ * them even when the test fails. Needs root: -1 after saying why on
+ * stderr (the caller skips).
+ */
+int	 mount_small_tmpfs(const char *dir, const char *size);
+/* Write dir/filler until the file system is full (ENOSPC). */
+void	 fill_up(const char *dir);
 
 const char *ermd_path(void);
 const char *ermctl_path(void);

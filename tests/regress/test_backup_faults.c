@@ -165,24 +165,6 @@ expect_enospc(json_t *r)
 	json_decref(r);
 }
 
-/* Write filler files into dir until the file system is full. */
-static void
-fill(const char *dir)
-{
-	static char	block[65536];
-	char		path[300];
-	int		fd;
-
-	snprintf(path, sizeof(path), "%s/filler", dir);
-	ck_assert_int_ne(fd = open(path, O_WRONLY | O_CREAT, 0600), -1);
-	while (write(fd, block, sizeof(block)) > 0)
-		;
-	while (write(fd, block, 512) > 0)
-		;
-	ck_assert_int_eq(errno, ENOSPC);
-	close(fd);
-}
-
 /*
  * The state directory on a 2 MiB tmpfs: a 3 MiB backup fails with 1006
  * ENOSPC and leaves nothing behind, reads and pings keep working, a small
@@ -196,24 +178,10 @@ START_TEST(enospc_on_the_state_dir)
 	json_t	*r;
 	int	 objects;
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "enospc: skipped (mounting a tmpfs needs "
-		    "root)\n");
-		return;
-	}
 	bk_prepare(&b);
 	ck_assert_int_eq(mkdir(b.d.state, 0700), 0);
-	/*
-	 * In a mount namespace of this test's own process (and the daemon it
-	 * starts), so the tmpfs goes away with them even if the test fails.
-	 */
-	if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC |
-	    MS_PRIVATE, NULL) == -1 || mount("tmpfs", b.d.state, "tmpfs", 0,
-	    "size=2m,mode=0700") == -1) {
-		fprintf(stderr, "enospc: skipped (mount tmpfs: %s)\n",
-		    strerror(errno));
+	if (mount_small_tmpfs(b.d.state, "2m") == -1)
 		return;
-	}
 	bk_launch(&b, NULL, NULL);
 	snprintf(big, sizeof(big), "%s/big", b.root);
 	snprintf(small, sizeof(small), "%s/small", b.root);
@@ -232,7 +200,7 @@ START_TEST(enospc_on_the_state_dir)
 	ck_assert_int_eq(objects, 1);
 
 	/* Full: the copy or the commit fails, and nothing is left over. */
-	fill(b.d.state);
+	fill_up(b.d.state);
 	expect_enospc(bk_create(&b, small2));
 	ck_assert_int_eq(bk_count_files(tmpdir), 0);
 	ck_assert_int_eq(bk_count_objects(&b), objects);

@@ -4,6 +4,7 @@
  * a storm from many processes, ops, and ermctl run / classify.
  */
 
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -365,6 +366,60 @@ START_TEST(window_counters_journal_and_compaction)
 	expect_window(fd, "w002", 11, 2);
 	expect_window(fd, "w000", 12, 2);
 	close(fd);
+}
+END_TEST
+
+/*
+ * A full disk breaks the journal: the daemon says so, keeps serving, and
+ * the windows go into the snapshots again, which are written once space
+ * returns. After kill -9 every outcome is there.
+ */
+START_TEST(journal_on_a_full_disk)
+{
+	char	 path[300];
+	json_t	*r;
+	int	 fd;
+
+	daemon_prepare(&d);
+	ck_assert_int_eq(mkdir(d.state, 0700), 0);
+	if (mount_small_tmpfs(d.state, "2m") == -1)
+		return;
+	daemon_start_env(&d, "[breaker]\nwindow = count\n"
+	    "window_size = 1000\nminimum_calls = 1000\n"
+	    "failure_threshold = 100000\n", manual, NULL, -1);
+	fd = raw_connect(d.sock);
+	record_n(fd, "j", "success", 3);
+	advance(fd, 100);
+	fill_up(d.state);
+	/* More than the journal file's last page can take. */
+	record_n(fd, "j", "failure", 300);
+	advance(fd, 100);
+	ck_assert_msg(daemon_log_has(&d, "window counters go into the "
+	    "snapshots", 10000), "the journal did not report the full disk");
+	expect_window(fd, "j", 303, 300);
+	r = call_on(fd, "{\"id\":1,\"method\":\"status\"}");
+	ck_assert(json_is_true(json_object_get(json_object_get(result(r),
+	    "store"), "ok")));
+	json_decref(r);
+	/* Space returns: the next snapshot holds the whole window. */
+	snprintf(path, sizeof(path), "%s/filler", d.state);
+	ck_assert_int_eq(unlink(path), 0);
+	record_n(fd, "j", "success", 2);
+	/* A state change's reply follows the commit of the snapshot. */
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"zz\",\"state\":\"forced_open\"}}"));
+	close(fd);
+	daemon_kill9(&d);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	expect_window(fd, "j", 305, 300);
+	close(fd);
+	assert_serves(&d);
+	ck_assert_int_eq(daemon_stop_keep(&d), 0);
+	ck_assert_int_eq(umount(d.state), 0);
+	snprintf(path, sizeof(path), "rm -rf %s", d.dir);
+	ck_assert_int_eq(system(path), 0);
+	d.dir[0] = '\0';
 }
 END_TEST
 
@@ -993,6 +1048,7 @@ main(void)
 	tcase_add_test(tc, permit_ttl_and_stale_generation);
 	tcase_add_test(tc, state_survives_kill9);
 	tcase_add_test(tc, window_counters_journal_and_compaction);
+	tcase_add_test(tc, journal_on_a_full_disk);
 	tcase_add_test(tc, events_and_forced_states);
 	tcase_add_test(tc, retry_budget_under_a_storm);
 	tcase_add_test(tc, retry_next_reasons);

@@ -654,23 +654,6 @@ END_TEST
 
 /* ---- ENOSPC ------------------------------------------------------------- */
 
-static void
-fill(const char *dir)
-{
-	static char	block[65536];
-	char		path[300];
-	int		fd;
-
-	snprintf(path, sizeof(path), "%s/filler", dir);
-	ck_assert_int_ne(fd = open(path, O_WRONLY | O_CREAT, 0600), -1);
-	while (write(fd, block, sizeof(block)) > 0)
-		;
-	while (write(fd, block, 512) > 0)
-		;
-	ck_assert_int_eq(errno, ENOSPC);
-	close(fd);
-}
-
 /*
  * The state directory on a 2 MiB tmpfs, filled up: reports fail with
  * 1006 ENOSPC, list, stats, status and ping keep working, nothing
@@ -683,24 +666,14 @@ START_TEST(enospc_on_the_state_dir)
 	int	 fd, i, refused = 0;
 	size_t	 before;
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "enospc: skipped (mounting a tmpfs needs "
-		    "root)\n");
-		return;
-	}
 	daemon_prepare(&d);
 	ck_assert_int_eq(mkdir(d.state, 0700), 0);
-	if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC |
-	    MS_PRIVATE, NULL) == -1 || mount("tmpfs", d.state, "tmpfs", 0,
-	    "size=2m,mode=0700") == -1) {
-		fprintf(stderr, "enospc: skipped (mount tmpfs: %s)\n",
-		    strerror(errno));
+	if (mount_small_tmpfs(d.state, "2m") == -1)
 		return;
-	}
 	daemon_start_env(&d, NULL, NULL, NULL, -1);
 	fd = raw_connect(d.sock);
 	json_decref(report(fd, "{\"operation\":\"a\",\"errno\":5}"));
-	fill(d.state);
+	fill_up(d.state);
 	memset(ctx, 'x', 8000);
 	ctx[8000] = '\0';
 	/* The WAL may still have room for a few; then it fails. */
