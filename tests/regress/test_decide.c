@@ -737,7 +737,7 @@ START_TEST(ermctl_run_recovers)
 	ck_assert(fgets(out, sizeof(out), fp) != NULL);
 	fclose(fp);
 	ck_assert_str_eq(out, "3\n");
-	/* --timeout: a bare number is seconds (as timeout(1)); 0 is none. */
+	/* --timeout: a bare number is seconds (as timeout(1)); 0 is refused. */
 	{
 		const char	*t0[] = { "run", "--timeout", "0", "--",
 		    "/bin/true", NULL };
