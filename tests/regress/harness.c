@@ -557,3 +557,15 @@ daemon_log_has(const struct daemon *d, const char *needle, int wait_ms)
 	free(buf);
 	return (found);
 }
+
+void
+daemon_stop_unmount(struct daemon *d)
+{
+	char	cmd[300];
+
+	ck_assert_int_eq(daemon_stop_keep(d), 0);
+	ck_assert_int_eq(umount(d->state), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", d->dir);
+	ck_assert_int_eq(system(cmd), 0);
+	d->dir[0] = '\0';
+}

@@ -105,6 +105,11 @@ int64_t	 db_int(const struct daemon *, const char *sql);
 int	 mount_small_tmpfs(const char *dir, const char *size);
 /* Write dir/filler until the file system is full (ENOSPC). */
 void	 fill_up(const char *dir);
+/*
+ * Stop a daemon whose state dir is a mount_small_tmpfs (asserting exit 0),
+ * unmount it and remove the temp dir.
+ */
+void	 daemon_stop_unmount(struct daemon *);
 
 const char *ermd_path(void);
 const char *ermctl_path(void);

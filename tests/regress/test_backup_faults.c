@@ -6,12 +6,10 @@
  * space returns).
  */
 
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
-#include <sched.h>
 #include <time.h>
 
 #include "test_backup.h"
@@ -218,10 +216,7 @@ START_TEST(enospc_on_the_state_dir)
 	    "path", small))));
 	assert_serves(&b.d);
 
-	ck_assert_int_eq(daemon_stop_keep(&b.d), 0);
-	ck_assert_int_eq(umount(b.d.state), 0);
-	snprintf(filler, sizeof(filler), "rm -rf %s", b.d.dir);
-	ck_assert_int_eq(system(filler), 0);
+	daemon_stop_unmount(&b.d);
 }
 END_TEST
 

@@ -4,7 +4,6 @@
  * a storm from many processes, ops, and ermctl run / classify.
  */
 
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -300,6 +299,22 @@ flush_until_gone(int fd, unsigned n)
 	ck_abort_msg("%s is still there", path);
 }
 
+/*
+ * Force an unrelated breaker open: its reply waits for a commit that holds
+ * everything recorded before it (journal records and snapshots). Then
+ * kill -9, restart, and return a new connection.
+ */
+static int
+commit_and_kill9(int fd)
+{
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"zz\",\"state\":\"forced_open\"}}"));
+	close(fd);
+	daemon_kill9(&d);
+	daemon_restart(&d);
+	return (raw_connect(d.sock));
+}
+
 static void
 expect_window(int fd, const char *name, int calls, int failures)
 {
@@ -337,17 +352,9 @@ START_TEST(window_counters_journal_and_compaction)
 	record_n(fd, "w299", "success", 3);
 	flush_until_gone(fd, 1);	/* these, and file 1 goes */
 	ck_assert(journal_exists(2, 1));
-	/*
-	 * No timer now: the reply to a state change waits for a commit
-	 * that writes the journal records before it.
-	 */
+	/* No timer now: see commit_and_kill9. */
 	record_n(fd, "w001", "failure", 1);
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
-	    "\"params\":{\"name\":\"zz\",\"state\":\"forced_open\"}}"));
-	close(fd);
-	daemon_kill9(&d);
-	daemon_restart(&d);
-	fd = raw_connect(d.sock);
+	fd = commit_and_kill9(fd);
 	for (i = 0; i < 300; i++) {
 		snprintf(name, sizeof(name), "w%03d", i);
 		expect_window(fd, name, 10 + (i == 0 ? 2 : 0) + (i == 299 ?
@@ -405,21 +412,11 @@ START_TEST(journal_on_a_full_disk)
 	snprintf(path, sizeof(path), "%s/filler", d.state);
 	ck_assert_int_eq(unlink(path), 0);
 	record_n(fd, "j", "success", 2);
-	/* A state change's reply follows the commit of the snapshot. */
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
-	    "\"params\":{\"name\":\"zz\",\"state\":\"forced_open\"}}"));
-	close(fd);
-	daemon_kill9(&d);
-	daemon_restart(&d);
-	fd = raw_connect(d.sock);
+	fd = commit_and_kill9(fd);
 	expect_window(fd, "j", 305, 300);
 	close(fd);
 	assert_serves(&d);
-	ck_assert_int_eq(daemon_stop_keep(&d), 0);
-	ck_assert_int_eq(umount(d.state), 0);
-	snprintf(path, sizeof(path), "rm -rf %s", d.dir);
-	ck_assert_int_eq(system(path), 0);
-	d.dir[0] = '\0';
+	daemon_stop_unmount(&d);
 }
 END_TEST
 

@@ -8,7 +8,6 @@
  * while reads go on.
  */
 
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -17,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -715,10 +713,7 @@ START_TEST(enospc_on_the_state_dir)
 	ck_assert_uint_eq(list_count(fd, "{\"operation\":\"after\"}"), 1);
 	close(fd);
 	assert_serves(&d);
-	ck_assert_int_eq(daemon_stop_keep(&d), 0);
-	ck_assert_int_eq(umount(d.state), 0);
-	snprintf(filler, sizeof(filler), "rm -rf %s", d.dir);
-	ck_assert_int_eq(system(filler), 0);
+	daemon_stop_unmount(&d);
 }
 END_TEST
 
