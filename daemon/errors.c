@@ -422,49 +422,89 @@ recoveries_row(const struct store_row *row, void *arg)
 
 #define STATS_MAX_OPERATIONS	1000
 
-json_t *
-errors_stats(int64_t window_ms)
-{
-	json_t	*out, *bycat, *byop, *bysev;
-	int64_t	 since = 0, total = 0, rec[3] = { 0, 0, 0 };
-	int	 i;
+/*
+ * error.stats, computed off the loop: four scans of a table that can be
+ * large.
+ */
+struct stats_job {
+	int64_t		 since;
+	json_t		*out;
+	errors_stats_fn	 done;
+	void		*arg;
+};
 
-	if (window_ms > 0)
-		since = (int64_t)clock_now_ms() - window_ms;
+static int
+stats_run(struct store_rd *rd, void *arg)
+{
+	struct stats_job	*j = arg;
+	json_t			*bycat, *byop, *bysev;
+	int64_t			 total = 0, rec[3] = { 0, 0, 0 };
+	int			 i;
+
 	bycat = json_object();
 	byop = json_object();
 	bysev = json_object();
-	out = json_pack("{s:o, s:o, s:o}", "by_category", bycat,
+	j->out = json_pack("{s:o, s:o, s:o}", "by_category", bycat,
 	    "by_operation", byop, "by_severity", bysev);
-	if (out == NULL)
-		return (NULL);
+	if (j->out == NULL)
+		return (-1);
 	for (i = CAT_NONE + 1; i < CAT_COUNT; i++)
 		json_object_set_new(bycat, category_name(i), json_integer(0));
 	for (i = 0; i < SEV_COUNT; i++)
 		json_object_set_new(bysev, severity_names[i], json_integer(0));
-	if (store_query(seq_row, &total, "SELECT count(*) FROM errors "
-	    "WHERE at >= ?", "i", since) == -1 ||
-	    store_query(count_into, bycat, "SELECT category, count(*) FROM "
-	    "errors WHERE at >= ? GROUP BY category", "i", since) == -1 ||
-	    store_query(count_into, bysev, "SELECT severity, count(*) FROM "
-	    "errors WHERE at >= ? GROUP BY severity", "i", since) == -1 ||
-	    store_query(count_into, byop, "SELECT operation, count(*) AS n "
-	    "FROM errors WHERE at >= ? GROUP BY operation ORDER BY n DESC "
-	    "LIMIT ?", "ii", since, (int64_t)STATS_MAX_OPERATIONS) == -1 ||
-	    store_query(recoveries_row, rec, "SELECT count(*), "
+	if (store_rd_query(rd, seq_row, &total, "SELECT count(*) FROM errors "
+	    "WHERE at >= ?", "i", j->since) == -1 ||
+	    store_rd_query(rd, count_into, bycat, "SELECT category, count(*) "
+	    "FROM errors WHERE at >= ? GROUP BY category", "i", j->since) ==
+	    -1 || store_rd_query(rd, count_into, bysev, "SELECT severity, "
+	    "count(*) FROM errors WHERE at >= ? GROUP BY severity", "i",
+	    j->since) == -1 || store_rd_query(rd, count_into, byop, "SELECT "
+	    "operation, count(*) AS n FROM errors WHERE at >= ? GROUP BY "
+	    "operation ORDER BY n DESC LIMIT ?", "ii", j->since,
+	    (int64_t)STATS_MAX_OPERATIONS) == -1 ||
+	    store_rd_query(rd, recoveries_row, rec, "SELECT count(*), "
 	    "coalesce(sum(state = 'succeeded'), 0), "
 	    "coalesce(sum(state != 'succeeded'), 0) FROM ops "
-	    "WHERE failures > 0 AND finished_at >= ?", "i", since) == -1) {
-		json_decref(out);
-		return (NULL);
-	}
-	json_object_set_new(out, "total", json_integer((json_int_t)total));
-	json_object_set_new(out, "recoveries", json_pack("{s:I, s:I, s:I, "
+	    "WHERE failures > 0 AND finished_at >= ?", "i", j->since) == -1)
+		return (-1);
+	json_object_set_new(j->out, "total", json_integer((json_int_t)total));
+	json_object_set_new(j->out, "recoveries", json_pack("{s:I, s:I, s:I, "
 	    "s:o}", "attempted", (json_int_t)rec[0], "succeeded",
 	    (json_int_t)rec[1], "failed", (json_int_t)rec[2], "rate",
 	    rec[0] == 0 ? json_integer(-1) :
 	    json_real(100.0 * (double)rec[1] / (double)rec[0])));
-	return (out);
+	return (0);
+}
+
+static void
+stats_done(void *arg, int ok)
+{
+	struct stats_job	*j = arg;
+
+	if (!ok) {
+		json_decref(j->out);
+		j->out = NULL;
+	}
+	j->done(j->out, j->arg);	/* steals out */
+	free(j);
+}
+
+int
+errors_stats(int64_t window_ms, errors_stats_fn done, void *arg)
+{
+	struct stats_job	*j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return (-1);
+	/* The daemon clock is the loop's: read it here. */
+	j->since = window_ms > 0 ? (int64_t)clock_now_ms() - window_ms : 0;
+	j->done = done;
+	j->arg = arg;
+	if (store_read_submit(stats_run, stats_done, j) == -1) {
+		free(j);
+		return (-1);
+	}
+	return (0);
 }
 
 uint64_t

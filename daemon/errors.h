@@ -96,8 +96,14 @@ struct error_filter {
  * before_id is unknown, or NULL on a read error.
  */
 json_t		*errors_list(const struct error_filter *, int *notfound);
-/* error.stats's result over the last window_ms (0: all time). */
-json_t		*errors_stats(int64_t window_ms);
+/*
+ * error.stats's result over the last window_ms (0: all time), computed on
+ * a worker thread; done gets it on the loop (a new reference, NULL on a
+ * read error). -1 when it cannot be started.
+ */
+typedef void	(*errors_stats_fn)(json_t *result, void *arg);
+int		 errors_stats(int64_t window_ms, errors_stats_fn done,
+		    void *arg);
 
 /* Errors ever stored, in all and by category. */
 uint64_t	 errors_total(void);

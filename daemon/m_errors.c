@@ -182,6 +182,21 @@ m_error_list(struct ermd_req *req)
 	return (io_error(req, EIO, "cannot read the errors"));
 }
 
+static void
+stats_ready(json_t *result, void *arg)
+{
+	struct ermd_req	*req = arg;
+
+	if ((req->result = result) == NULL) {
+		io_error(req, EIO, "cannot read the errors");
+		req_finish(req, REQ_ERROR);
+		return;
+	}
+	req_finish(req, REQ_OK);
+}
+
+/* error.stats: its scans run on a worker, so a large table never holds
+ * up the loop. */
 int
 m_error_stats(struct ermd_req *req)
 {
@@ -193,7 +208,7 @@ m_error_stats(struct ermd_req *req)
 	    param_int(req->params, "window_ms", 1, INT64_C(3153600000000), 0,
 	    &window, &e) == -1)
 		return (req_param_fail(req, &e));
-	if ((req->result = errors_stats(window)) == NULL)
+	if (errors_stats(window, stats_ready, req) == -1)
 		return (io_error(req, EIO, "cannot read the errors"));
-	return (REQ_OK);
+	return (REQ_ASYNC);
 }

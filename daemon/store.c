@@ -16,6 +16,7 @@
 #include "log.h"
 #include "schema.h"
 #include "store.h"
+#include "worker.h"
 
 struct job {
 	struct job		*next;
@@ -34,6 +35,29 @@ struct store_tx {
 struct store_row {
 	sqlite3_stmt		*st;
 };
+
+/* A read on a worker thread (store_read_submit). */
+struct store_rd {
+	sqlite3			*db;
+};
+
+struct bg_read {
+	store_read_fn		 fn;
+	store_read_done_fn	 done;
+	void			*arg;
+	int			 ok;
+};
+
+/*
+ * The background read connection: opened on first use by a worker, used
+ * by one worker at a time (bg_mu), closed by store_close after the worker
+ * pool has stopped.
+ */
+static struct {
+	pthread_mutex_t		 mu;
+	sqlite3			*db;
+	char			*path;
+} bg = { PTHREAD_MUTEX_INITIALIZER, NULL, NULL };
 
 static struct {
 	sqlite3			*wdb;		/* writer thread only */
@@ -332,6 +356,76 @@ store_query(store_row_fn fn, void *arg, const char *sql, const char *fmt, ...)
 	if (rc != SQLITE_OK) {
 		log_warnx("store: read failed: %s", sqlite3_errmsg(st.rdb));
 		errno = sqlite_errno(rc);
+		return (-1);
+	}
+	return (0);
+}
+
+static sqlite3	*open_db(const char *, int, char **);
+
+static void
+bg_run(void *arg)
+{
+	struct bg_read		*r = arg;
+	struct store_rd		 rd;
+	char			*cause = NULL;
+
+	pthread_mutex_lock(&bg.mu);
+	if (bg.db == NULL && bg.path != NULL &&
+	    (bg.db = open_db(bg.path, SQLITE_OPEN_READONLY, &cause)) == NULL) {
+		log_warnx("store: background reads: %s", cause);
+		free(cause);
+	}
+	if (bg.db != NULL) {
+		/* One read transaction: every query sees the same commit. */
+		rd.db = bg.db;
+		if (run_plain(bg.db, "BEGIN") == SQLITE_OK) {
+			r->ok = r->fn(&rd, r->arg) == 0;
+			(void)run_plain(bg.db, "COMMIT");
+		}
+	}
+	pthread_mutex_unlock(&bg.mu);
+}
+
+static void
+bg_done(void *arg)
+{
+	struct bg_read	*r = arg;
+
+	r->done(r->arg, r->ok);
+	free(r);
+}
+
+int
+store_read_submit(store_read_fn fn, store_read_done_fn done, void *arg)
+{
+	struct bg_read	*r;
+
+	if (!st.running || (r = calloc(1, sizeof(*r))) == NULL)
+		return (-1);
+	r->fn = fn;
+	r->done = done;
+	r->arg = arg;
+	if (worker_submit(bg_run, bg_done, r) == -1) {
+		free(r);
+		return (-1);
+	}
+	return (0);
+}
+
+int
+store_rd_query(struct store_rd *rd, store_row_fn fn, void *arg,
+    const char *sql, const char *fmt, ...)
+{
+	va_list	ap;
+	int	rc;
+
+	va_start(ap, fmt);
+	rc = run(rd->db, fn, arg, sql, fmt, ap);
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		log_warnx("store: background read failed: %s",
+		    sqlite3_errmsg(rd->db));
 		return (-1);
 	}
 	return (0);
@@ -702,6 +796,11 @@ store_open(struct event_base *base, const char *path, int durability,
 		(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 		configured = 1;
 	}
+	free(bg.path);
+	if ((bg.path = strdup(path)) == NULL) {
+		asprintf(cause, "out of memory");
+		return (-1);
+	}
 	st.wdb = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	    cause);
 	if (st.wdb == NULL)
@@ -780,5 +879,9 @@ store_close(void)
 	sqlite3_close(st.rdb);
 	sqlite3_close(st.wdb);
 	st.rdb = st.wdb = NULL;
+	pthread_mutex_lock(&bg.mu);
+	sqlite3_close(bg.db);
+	bg.db = NULL;
+	pthread_mutex_unlock(&bg.mu);
 	memset(&st.stats, 0, sizeof(st.stats));
 }

@@ -96,6 +96,23 @@ const char	*store_row_text(const struct store_row *, int col);
 const void	*store_row_blob(const struct store_row *, int col, size_t *len);
 int		 store_row_isnull(const struct store_row *, int col);
 
+/*
+ * Reads too slow for the loop (a scan of a large table): fn runs on a
+ * worker thread with a read connection of its own, seeing what is
+ * committed; done runs on the loop after it with ok = fn returned 0 (0
+ * too when the connection could not be opened). fn touches only its
+ * argument and the store_rd. -1 when the store or the worker pool is not
+ * running.
+ */
+struct store_rd;
+typedef int	(*store_read_fn)(struct store_rd *, void *arg);
+typedef void	(*store_read_done_fn)(void *arg, int ok);
+int		 store_read_submit(store_read_fn fn, store_read_done_fn done,
+		    void *arg);
+/* A query inside a store_read_fn; 0 or -1 (logged). */
+int		 store_rd_query(struct store_rd *, store_row_fn, void *arg,
+		    const char *sql, const char *fmt, ...);
+
 struct store_stats {
 	uint64_t	jobs;
 	uint64_t	commits;

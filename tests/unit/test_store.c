@@ -17,6 +17,7 @@
 #include "config.h"
 #include "schema.h"
 #include "store.h"
+#include "worker.h"
 
 static char			 dir[64], dbpath[256];
 static volatile int		 fail_sync;	/* make every fsync fail with EIO */
@@ -321,6 +322,78 @@ START_TEST(changes_are_per_job)
 }
 END_TEST
 
+/*
+ * Background reads: on a worker, with their own connection, seeing what
+ * is committed; a read held up does not hold up writes or the loop.
+ */
+static int	read_gate;		/* under gate_mu */
+static int	read_entered;		/* under gate_mu */
+static int	read_done, read_ok;
+
+static int
+gated_count(struct store_rd *rd, void *arg)
+{
+	pthread_mutex_lock(&gate_mu);
+	read_entered = 1;
+	pthread_cond_broadcast(&gate_cv);
+	while (!read_gate)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	return (store_rd_query(rd, count_row, arg, "SELECT count(*) FROM "
+	    "meta WHERE key LIKE 'k%'", NULL));
+}
+
+static int
+bad_read(struct store_rd *rd, void *arg)
+{
+	return (store_rd_query(rd, count_row, arg, "SELECT nonsense FROM "
+	    "nowhere", NULL));
+}
+
+static void
+read_finished(void *arg, int ok)
+{
+	(void)arg;
+	read_done++;
+	read_ok = ok;
+}
+
+START_TEST(background_reads)
+{
+	int64_t	n = -1;
+
+	ck_assert_int_eq(worker_init(base, 1), 0);
+	read_gate = read_entered = read_done = 0;
+	ck_assert_int_eq(store_submit(insert_job, count_done,
+	    (void *)(intptr_t)1), 0);
+	run_until(1);
+	ck_assert_int_eq(store_read_submit(gated_count, read_finished, &n), 0);
+	pthread_mutex_lock(&gate_mu);
+	while (!read_entered)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+	/* The read waits on its worker; a write commits meanwhile. */
+	ck_assert_int_eq(store_submit(insert_job, count_done,
+	    (void *)(intptr_t)2), 0);
+	run_until(2);
+	ck_assert_int_eq(done_ok, 2);
+	ck_assert_int_eq(read_done, 0);
+	pthread_mutex_lock(&gate_mu);
+	read_gate = 1;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+	while (read_done == 0)
+		event_base_loop(base, EVLOOP_ONCE);
+	ck_assert_int_eq(read_ok, 1);
+	ck_assert_int_eq(n, 2);		/* began after both commits */
+	ck_assert_int_eq(store_read_submit(bad_read, read_finished, &n), 0);
+	while (read_done == 1)
+		event_base_loop(base, EVLOOP_ONCE);
+	ck_assert_int_eq(read_ok, 0);
+	worker_shutdown();
+}
+END_TEST
+
 static int64_t	seen_in_tx;
 
 static int
@@ -474,6 +547,7 @@ main(void)
 	tcase_add_test(tc, failed_job_rolls_back_alone);
 	tcase_add_test(tc, batch_hooks_aggregate_once);
 	tcase_add_test(tc, changes_are_per_job);
+	tcase_add_test(tc, background_reads);
 	tcase_add_test(tc, job_reads_its_batch);
 	tcase_add_test(tc, reopen_keeps_data_and_version);
 	tcase_add_test(tc, newer_schema_refused);
