@@ -267,23 +267,32 @@ ctl_option(struct ctl *ctx, int ch, char **argv)
 	}
 }
 
-/* Parse the options of a command that takes no arguments of its own. */
 int
-ctl_no_args(struct ctl *ctx, int argc, char **argv)
+ctl_plain_args(struct ctl *ctx, int argc, char **argv, int min, int max,
+    const char *what)
 {
 	static const struct option	 opts[] = { CTL_COMMON_OPTIONS };
 	int				 ch, r;
 
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS, opts,
-	    NULL)) != -1) {
+	    NULL)) != -1)
 		if ((r = ctl_option(ctx, ch, argv)) != -1)
 			return (r);
-	}
-	if (optind < argc)
+	if (argc - optind > max)
 		return (ctl_usage_error(ctx, "unexpected argument '%s'",
-		    argv[optind]));
+		    argv[optind + max]));
+	if (argc - optind < min)
+		return (ctl_usage_error(ctx, "which %s?", what != NULL ? what :
+		    "argument"));
 	return (-1);
+}
+
+/* Parse the options of a command that takes no arguments of its own. */
+int
+ctl_no_args(struct ctl *ctx, int argc, char **argv)
+{
+	return (ctl_plain_args(ctx, argc, argv, 0, 0, NULL));
 }
 
 const char *
@@ -356,21 +365,11 @@ int
 ctl_one_arg(struct ctl *ctx, int argc, char **argv, const char *what,
     const char **arg)
 {
-	static const struct option	 opts[] = { CTL_COMMON_OPTIONS };
-	int				 ch, r;
+	int	r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS, opts,
-	    NULL)) != -1)
-		if ((r = ctl_option(ctx, ch, argv)) != -1)
-			return (r);
-	if (optind == argc)
-		return (ctl_usage_error(ctx, "which %s?", what));
-	if (optind < argc - 1)
-		return (ctl_usage_error(ctx, "unexpected argument '%s'",
-		    argv[optind + 1]));
-	*arg = argv[optind];
-	return (-1);
+	if ((r = ctl_plain_args(ctx, argc, argv, 1, 1, what)) == -1)
+		*arg = argv[optind];
+	return (r);
 }
 
 int

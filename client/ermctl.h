@@ -77,6 +77,14 @@ void		 ctl_warnx(const char *, ...)
 int		 ctl_option(struct ctl *, int, char **);
 int		 ctl_usage_error(struct ctl *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+/*
+ * Parse the common options of a command that takes from min to max plain
+ * arguments (what names one in "which WHAT?" when too few come). Returns
+ * -1 with the arguments in argv[optind .. argc), or an exit status.
+ * ctl_no_args and ctl_one_arg are its two common cases.
+ */
+int		 ctl_plain_args(struct ctl *, int, char **, int min, int max,
+		    const char *what);
 int		 ctl_no_args(struct ctl *, int, char **);
 const char	*ctl_socket_path(const struct ctl *);
 enum erm_status	 ctl_connect(struct ctl *);

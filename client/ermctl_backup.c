@@ -393,19 +393,12 @@ cmd_backup_restore(struct ctl *ctx, int argc, char **argv)
 int
 cmd_backup_verify(struct ctl *ctx, int argc, char **argv)
 {
-	static const struct option	 opts[] = { CTL_COMMON_OPTIONS };
-	json_t				*params, *result = NULL;
-	enum erm_status			 st;
-	int				 ch, r;
+	json_t		*params, *result = NULL;
+	enum erm_status	 st;
+	int		 r;
 
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS, opts,
-	    NULL)) != -1)
-		if ((r = ctl_option(ctx, ch, argv)) != -1)
-			return (r);
-	if (argc - optind > 1)
-		return (ctl_usage_error(ctx, "unexpected argument '%s'",
-		    argv[optind + 1]));
+	if ((r = ctl_plain_args(ctx, argc, argv, 0, 1, NULL)) != -1)
+		return (r);
 	params = optind < argc ? json_pack("{s:s}", "id", argv[optind]) :
 	    json_object();
 	st = ctl_call(ctx, "backup.verify", params, &result);

@@ -23,28 +23,6 @@ enum {
 	CLS_OPT_CATEGORY,
 };
 
-/* Parse the options of a command whose one argument is a breaker name. */
-static int
-breaker_name_arg(struct ctl *ctx, int argc, char **argv, const char **name)
-{
-	static const struct option	 opts[] = { CTL_COMMON_OPTIONS };
-	int				 ch, r;
-
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS, opts,
-	    NULL)) != -1) {
-		if ((r = ctl_option(ctx, ch, argv)) != -1)
-			return (r);
-	}
-	if (optind >= argc)
-		return (ctl_usage_error(ctx, "no breaker name"));
-	if (optind + 1 < argc)
-		return (ctl_usage_error(ctx, "unexpected argument '%s'",
-		    argv[optind + 1]));
-	*name = argv[optind];
-	return (-1);
-}
-
 int
 cmd_breaker_list(struct ctl *ctx, int argc, char **argv)
 {
@@ -76,7 +54,7 @@ cmd_breaker_show(struct ctl *ctx, int argc, char **argv)
 	const char	*name;
 	int		 r;
 
-	if ((r = breaker_name_arg(ctx, argc, argv, &name)) != -1)
+	if ((r = ctl_one_arg(ctx, argc, argv, "breaker", &name)) != -1)
 		return (r);
 	return (ctl_call_print(ctx, "breaker.get", json_pack("{s:s}", "name",
 	    name), NULL));
@@ -88,7 +66,7 @@ cmd_breaker_reset(struct ctl *ctx, int argc, char **argv)
 	const char	*name;
 	int		 r;
 
-	if ((r = breaker_name_arg(ctx, argc, argv, &name)) != -1)
+	if ((r = ctl_one_arg(ctx, argc, argv, "breaker", &name)) != -1)
 		return (r);
 	return (ctl_call_print(ctx, "breaker.reset", json_pack("{s:s}", "name",
 	    name), NULL));
@@ -101,7 +79,7 @@ breaker_force(struct ctl *ctx, int argc, char **argv, const char *state)
 	const char	*name;
 	int		 r;
 
-	if ((r = breaker_name_arg(ctx, argc, argv, &name)) != -1)
+	if ((r = ctl_one_arg(ctx, argc, argv, "breaker", &name)) != -1)
 		return (r);
 	return (ctl_call_print(ctx, "breaker.force", json_pack("{s:s, s:s}",
 	    "name", name, "state", state), NULL));

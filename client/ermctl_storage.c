@@ -51,33 +51,12 @@ absolute(const char *file, int must_exist, char *out, size_t outsz)
 	return (0);
 }
 
-/* Parse the options of a command that takes exactly nargs arguments (or
- * up to nargs when optional is set). Returns -1 to go on. */
-static int
-args(struct ctl *ctx, int argc, char **argv, int nargs, int optional)
-{
-	static const struct option	 opts[] = { CTL_COMMON_OPTIONS };
-	int				 ch, r;
-
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, CTL_SHORTOPTS, opts,
-	    NULL)) != -1)
-		if ((r = ctl_option(ctx, ch, argv)) != -1)
-			return (r);
-	if (argc - optind > nargs)
-		return (ctl_usage_error(ctx, "unexpected argument '%s'",
-		    argv[optind + nargs]));
-	if (!optional && argc - optind < nargs)
-		return (ctl_usage_error(ctx, "missing argument"));
-	return (-1);
-}
-
 int
 cmd_storage_status(struct ctl *ctx, int argc, char **argv)
 {
 	int	r;
 
-	if ((r = args(ctx, argc, argv, 0, 0)) != -1)
+	if ((r = ctl_no_args(ctx, argc, argv)) != -1)
 		return (r);
 	return (ctl_call_print(ctx, "storage.status", json_object(), NULL));
 }
@@ -90,7 +69,7 @@ cmd_storage_check(struct ctl *ctx, int argc, char **argv)
 	size_t	 i;
 	int	 r, bad = 0;
 
-	if ((r = args(ctx, argc, argv, 1, 1)) != -1)
+	if ((r = ctl_plain_args(ctx, argc, argv, 0, 1, NULL)) != -1)
 		return (r);
 	params = json_object();
 	if (optind < argc)
@@ -116,7 +95,8 @@ put_or_get(struct ctl *ctx, int argc, char **argv, int put)
 	char	path[PATH_MAX];
 	int	r;
 
-	if ((r = args(ctx, argc, argv, 2, 0)) != -1)
+	if ((r = ctl_plain_args(ctx, argc, argv, 2, 2,
+	    "key and file")) != -1)
 		return (r);
 	if (absolute(argv[optind + 1], put, path, sizeof(path)) == -1) {
 		ctl_warnx("%s: %s", argv[optind + 1], strerror(errno));
