@@ -14,6 +14,7 @@
 #include "erm_proto.h"
 #include "htab.h"
 #include "log.h"
+#include "names.h"
 
 /* ---- names and config -------------------------------------------------- */
 
@@ -69,12 +70,7 @@ breaker_state_name(enum breaker_state s)
 int
 breaker_state_from_name(const char *s)
 {
-	int	i;
-
-	for (i = 0; i < BRK_NSTATES; i++)
-		if (strcmp(s, state_names[i]) == 0)
-			return (i);
-	return (-1);
+	return (name_index(state_names, 0, BRK_NSTATES, s));
 }
 
 int

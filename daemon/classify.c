@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "classify.h"
+#include "names.h"
 
 #define LEN(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -47,12 +48,9 @@ category_name(enum category c)
 enum category
 category_from_name(const char *s)
 {
-	int	c;
+	int	c = name_index(category_names, CAT_NONE + 1, CAT_COUNT, s);
 
-	for (c = CAT_NONE + 1; c < CAT_COUNT; c++)
-		if (strcmp(s, category_names[c]) == 0)
-			return ((enum category)c);
-	return (CAT_NONE);
+	return (c == -1 ? CAT_NONE : (enum category)c);
 }
 
 const char *
@@ -66,12 +64,9 @@ strategy_name(enum strategy s)
 enum strategy
 strategy_from_name(const char *s)
 {
-	int	i;
+	int	i = name_index(strategy_names, STRAT_NONE + 1, STRAT_COUNT, s);
 
-	for (i = STRAT_NONE + 1; i < STRAT_COUNT; i++)
-		if (strcmp(s, strategy_names[i]) == 0)
-			return ((enum strategy)i);
-	return (STRAT_NONE);
+	return (i == -1 ? STRAT_NONE : (enum strategy)i);
 }
 
 /*

@@ -7,6 +7,7 @@
 #include "erm_proto.h"
 #include "events.h"
 #include "log.h"
+#include "names.h"
 
 static const char *const type_names[EV_NTYPES] = {
 	[EV_BREAKER_STATE] = "breaker.state",
@@ -32,12 +33,7 @@ event_type_name(enum event_type t)
 int
 event_type_parse(const char *s)
 {
-	int	i;
-
-	for (i = 0; i < EV_NTYPES; i++)
-		if (strcmp(s, type_names[i]) == 0)
-			return (i);
-	return (-1);
+	return (name_index(type_names, 0, EV_NTYPES, s));
 }
 
 void

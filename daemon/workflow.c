@@ -36,6 +36,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
 #include "opts.h"
 #include "report.h"
 #include "store.h"
@@ -70,23 +71,13 @@ wf_step_state_name(enum wf_step_state s)
 int
 wf_state_from_name(const char *s)
 {
-	int	i;
-
-	for (i = 0; i < WF_NSTATES; i++)
-		if (strcmp(s, wf_state_names[i]) == 0)
-			return (i);
-	return (-1);
+	return (name_index(wf_state_names, 0, WF_NSTATES, s));
 }
 
 int
 wf_step_state_from_name(const char *s)
 {
-	int	i;
-
-	for (i = 0; i < WS_NSTATES; i++)
-		if (strcmp(s, ws_names[i]) == 0)
-			return (i);
-	return (-1);
+	return (name_index(ws_names, 0, WS_NSTATES, s));
 }
 
 int
