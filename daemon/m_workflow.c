@@ -143,6 +143,39 @@ named(struct ermd_req *req, const char *const *allowed, const char **idp)
 	return (wf);
 }
 
+/* 409 with the workflow's state: "has finished" and the like, or (what
+ * NULL) "is STATE". */
+static int
+state_conflict(struct ermd_req *req, const char *id, enum wf_state state,
+    const char *what)
+{
+	return (req_fail(req, ERM_CONFLICT, json_pack("{s:s}", "state",
+	    wf_state_name(state)), "workflow %s %s%s", id, what != NULL ?
+	    what : "is ", what != NULL ? "" : wf_state_name(state)));
+}
+
+/*
+ * The live workflow params {id} name, if the peer may touch it; NULL
+ * after failing req: not found, not allowed, or (finished says how) 409
+ * when it has finished and is in the store only.
+ */
+static struct workflow *
+touchable(struct ermd_req *req, const char *const *allowed, const char **id,
+    const char *finished)
+{
+	struct workflow	*wf, *old;
+
+	if ((wf = named(req, allowed, id)) == NULL) {
+		if (req->code == ERM_NOT_FOUND &&
+		    (old = wf_load(*id)) != NULL) {
+			state_conflict(req, *id, old->state, finished);
+			wf_free(old);
+		}
+		return (NULL);
+	}
+	return (may_touch(req, wf) ? wf : NULL);
+}
+
 static int
 final_reply(struct ermd_req *req, const char *id)
 {
@@ -203,22 +236,10 @@ m_workflow_run(struct ermd_req *req)
 	struct workflow	*wf;
 	const char	*id;
 
-	if ((wf = named(req, allowed, &id)) == NULL) {
-		struct workflow	*old;
-
-		if (req->code != ERM_NOT_FOUND || (old = wf_load(id)) == NULL)
-			return (REQ_ERROR);
-		req_fail(req, ERM_CONFLICT, json_pack("{s:s}", "state",
-		    wf_state_name(old->state)), "workflow %s has finished", id);
-		wf_free(old);
-		return (REQ_ERROR);
-	}
-	if (!may_touch(req, wf))
+	if ((wf = touchable(req, allowed, &id, "has finished")) == NULL)
 		return (REQ_ERROR);
 	if (wf->state != WF_PENDING)
-		return (req_fail(req, ERM_CONFLICT, json_pack("{s:s}", "state",
-		    wf_state_name(wf->state)), "workflow %s is %s", id,
-		    wf_state_name(wf->state)));
+		return (state_conflict(req, id, wf->state, NULL));
 	if (wf_running_count() >= (unsigned)wf_set.max_running)
 		return (limit_fail(req, "workflow.max_running",
 		    wf_set.max_running));
@@ -235,23 +256,12 @@ m_workflow_cancel(struct ermd_req *req)
 	struct workflow	*wf;
 	const char	*id;
 
-	if ((wf = named(req, allowed, &id)) == NULL) {
-		struct workflow	*old;
-
-		if (req->code != ERM_NOT_FOUND || (old = wf_load(id)) == NULL)
-			return (REQ_ERROR);
-		req_fail(req, ERM_CONFLICT, json_pack("{s:s}", "state",
-		    wf_state_name(old->state)), "workflow %s has already "
-		    "finished", id);
-		wf_free(old);
-		return (REQ_ERROR);
-	}
-	if (!may_touch(req, wf))
+	if ((wf = touchable(req, allowed, &id, "has already finished")) ==
+	    NULL)
 		return (REQ_ERROR);
 	if (wf_state_final(wf->state))
-		return (req_fail(req, ERM_CONFLICT, json_pack("{s:s}", "state",
-		    wf_state_name(wf->state)), "workflow %s has already "
-		    "finished", id));
+		return (state_conflict(req, id, wf->state,
+		    "has already finished"));
 	wf_cancel(wf);
 	wf_wait(wf, req, 0);
 	return (REQ_ASYNC);
