@@ -177,6 +177,24 @@ START_TEST(sequential_success)
 	ck_assert_str_eq(step_state(w, "s5"), "succeeded");
 	slurp("m", m, sizeof(m));
 	ck_assert_str_eq(m, "run1\nrun2\nrun3\nrun4\nrun5\n");
+	/* Finished: running or cancelling it again is a conflict. */
+	{
+		static const char *const methods[] = { "workflow.run",
+		    "workflow.cancel" };
+		json_t	*r;
+		int	 i;
+
+		for (i = 0; i < 2; i++) {
+			r = call_on(fd, "{\"id\":3,\"method\":\"%s\","
+			    "\"params\":{\"id\":\"%s\"}}", methods[i],
+			    json_string_value(json_object_get(w, "id")));
+			ck_assert_int_eq(reply_code(r), 1003);
+			ck_assert_str_eq(json_string_value(json_object_get(
+			    json_object_get(json_object_get(r, "error"),
+			    "data"), "state")), "succeeded");
+			json_decref(r);
+		}
+	}
 	json_decref(w);
 	close(fd);
 	assert_serves(&d);
