@@ -10,6 +10,7 @@
  */
 
 #include "erm.c"
+#include "frames.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -44,69 +45,23 @@ teardown(void)
 static void
 write_all(int fd, const void *buf, size_t len)
 {
-	const uint8_t	*p = buf;
-	ssize_t		 n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		ck_assert_msg(n > 0, "write: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
-static int
-read_all(int fd, void *buf, size_t len)
-{
-	uint8_t	*p = buf;
-	ssize_t	 n;
-
-	while (len > 0) {
-		n = read(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return (-1);
-		p += n;
-		len -= (size_t)n;
-	}
-	return (0);
+	ck_assert_msg(frames_write_all(fd, buf, len) == 0, "write: %s",
+	    strerror(errno));
 }
 
 /* The fake daemon sends one frame holding text. */
 static void
 srv_send(int fd, const char *text)
 {
-	uint8_t	hdr[ERM_FRAME_HDR];
-
-	erm_frame_header(hdr, (uint32_t)strlen(text));
-	write_all(fd, hdr, sizeof(hdr));
-	write_all(fd, text, strlen(text));
+	ck_assert_msg(frames_send(fd, text) == 0, "write: %s",
+	    strerror(errno));
 }
 
 /* The fake daemon reads one request; a new reference, NULL at EOF. */
 static json_t *
 srv_recv(int fd)
 {
-	uint8_t	 hdr[ERM_FRAME_HDR];
-	char	*body;
-	uint32_t n;
-	json_t	*req;
-
-	if (read_all(fd, hdr, sizeof(hdr)) == -1)
-		return (NULL);
-	n = erm_frame_declared(hdr, sizeof(hdr));
-	if (n == 0 || n > 64 * 1024 * 1024 || (body = malloc(n)) == NULL)
-		return (NULL);
-	if (read_all(fd, body, n) == -1) {
-		free(body);
-		return (NULL);
-	}
-	req = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
-	free(body);
-	return (req);
+	return (frames_recv(fd, 64 * 1024 * 1024));
 }
 
 static int64_t
@@ -564,7 +519,7 @@ refuse_server(int fd)
 {
 	uint8_t	hdr[ERM_FRAME_HDR];
 
-	if (read_all(fd, hdr, sizeof(hdr)) == -1)
+	if (frames_read_all(fd, hdr, sizeof(hdr)) == -1)
 		_exit(1);
 	srv_send(fd, "{\"id\":null,\"error\":{\"code\":1005,\"message\":"
 	    "\"frame too large\",\"data\":{\"limit\":1048576}}}");

@@ -15,6 +15,7 @@
 #include "erm_decide.c"
 #include "ermctl_run.c"
 #include "ermctl_parse.c"
+#include "frames.h"
 
 #include <sys/stat.h>
 
@@ -35,67 +36,6 @@ struct fake {
 
 static struct fake	fake;
 
-static int
-fake_read(int fd, void *buf, size_t len)
-{
-	uint8_t	*p = buf;
-	ssize_t	 n;
-
-	while (len > 0) {
-		n = read(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return (-1);
-		p += n;
-		len -= (size_t)n;
-	}
-	return (0);
-}
-
-/* One request; a new reference, NULL at EOF. */
-static json_t *
-fake_recv(int fd)
-{
-	uint8_t	 hdr[ERM_FRAME_HDR];
-	char	*body;
-	uint32_t n;
-	json_t	*req;
-
-	if (fake_read(fd, hdr, sizeof(hdr)) == -1)
-		return (NULL);
-	n = erm_frame_declared(hdr, sizeof(hdr));
-	if (n == 0 || n > 1024 * 1024 || (body = malloc(n)) == NULL)
-		return (NULL);
-	if (fake_read(fd, body, n) == -1) {
-		free(body);
-		return (NULL);
-	}
-	req = json_loadb(body, n, JSON_REJECT_DUPLICATES, NULL);
-	free(body);
-	return (req);
-}
-
-static void
-fake_send(int fd, const char *text)
-{
-	uint8_t		 hdr[ERM_FRAME_HDR];
-	size_t		 len = strlen(text), off = 0;
-	ssize_t		 n;
-
-	erm_frame_header(hdr, (uint32_t)len);
-	if (send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL) != sizeof(hdr))
-		return;
-	while (off < len) {
-		n = send(fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		off += (size_t)n;
-	}
-}
-
 /*
  * Answer each request with the next scripted body ("\"result\":{...}" or
  * "\"error\":{...}"); past the script, -32603 so that a request too many
@@ -109,7 +49,7 @@ fake_main(void *arg)
 	size_t	 i = 0;
 
 	(void)arg;
-	while ((req = fake_recv(srv)) != NULL) {
+	while ((req = frames_recv(srv, 1024 * 1024)) != NULL) {
 		json_array_append_new(fake.reqs, req);
 		snprintf(buf, sizeof(buf), "{\"id\":%lld,%s}",
 		    (long long)json_integer_value(json_object_get(req, "id")),
@@ -117,7 +57,7 @@ fake_main(void *arg)
 		    "\"error\":{\"code\":-32603,\"message\":\"unscripted\"}");
 		if (fake.script[i] != NULL)
 			i++;
-		fake_send(srv, buf);
+		(void)frames_send(srv, buf);
 	}
 	return (NULL);
 }
