@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <check.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -417,6 +418,69 @@ START_TEST(journal_on_a_full_disk)
 	close(fd);
 	assert_serves(&d);
 	daemon_stop_unmount(&d);
+}
+END_TEST
+
+/*
+ * ermctl events --type: only the types asked for, one line each, until
+ * SIGTERM (exit 0).
+ */
+START_TEST(ermctl_events_by_type)
+{
+	char	 out[300], buf[4096];
+	FILE	*fp;
+	pid_t	 pid;
+	int	 fd, ofd, status, i;
+	size_t	 n;
+
+	daemon_start(&d, NULL, NULL);
+	snprintf(out, sizeof(out), "%s/events.out", d.dir);
+	ck_assert_int_ne(ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600),
+	    -1);
+	if ((pid = fork()) == 0) {
+		dup2(ofd, 1);
+		execl(ermctl_path(), ermctl_path(), "--socket", d.sock,
+		    "events", "--type", "breaker.state", (char *)NULL);
+		_exit(127);
+	}
+	close(ofd);
+	fd = raw_connect(d.sock);
+	/* Subscribing takes a moment: force until the first line shows. */
+	for (i = 0; i < 200; i++) {
+		json_decref(call_on(fd, "{\"id\":1,\"method\":"
+		    "\"breaker.force\",\"params\":{\"name\":\"ev\","
+		    "\"state\":\"%s\"}}", i % 2 ? "closed" : "forced_open"));
+		if ((fp = fopen(out, "r")) != NULL) {
+			n = fread(buf, 1, sizeof(buf) - 1, fp);
+			fclose(fp);
+			buf[n] = '\0';
+			if (strstr(buf, "name=ev ") != NULL)
+				break;
+		}
+		usleep(20000);
+	}
+	ck_assert_int_lt(i, 200);
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
+	    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"last\",\"state\":\"forced_open\"}}"));
+	for (i = 0; i < 250; i++) {
+		fp = fopen(out, "r");
+		n = fread(buf, 1, sizeof(buf) - 1, fp);
+		fclose(fp);
+		buf[n] = '\0';
+		if (strstr(buf, "type=breaker.state at=") != NULL &&
+		    strstr(buf, "name=last from=closed to=forced_open "
+		    "reason=forced\n") != NULL)
+			break;
+		usleep(20000);
+	}
+	ck_assert_int_lt(i, 250);
+	ck_assert_ptr_null(strstr(buf, "error.reported"));
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fd);
 }
 END_TEST
 
@@ -1046,6 +1110,7 @@ main(void)
 	tcase_add_test(tc, state_survives_kill9);
 	tcase_add_test(tc, window_counters_journal_and_compaction);
 	tcase_add_test(tc, journal_on_a_full_disk);
+	tcase_add_test(tc, ermctl_events_by_type);
 	tcase_add_test(tc, events_and_forced_states);
 	tcase_add_test(tc, retry_budget_under_a_storm);
 	tcase_add_test(tc, retry_next_reasons);
