@@ -869,13 +869,6 @@ job_finish(struct backup_job *j, json_t *result)
 }
 
 void
-backup_err_clear(struct backup_err *e)
-{
-	json_decref(e->data);
-	e->data = NULL;
-}
-
-void
 backup_job_progress(const struct backup_job *j, uint64_t *done,
     uint64_t *total)
 {

@@ -99,8 +99,7 @@ int		 backup_prune_async(const struct backup_prune *,
 
 /*
  * Reads, on the loop thread. Each returns a new reference, or NULL with e
- * filled (e->data a new reference the caller releases with
- * backup_err_clear).
+ * filled (e->data a new reference for the error reply, which steals it).
  */
 json_t		*backup_get(const char *id, const struct peer *,
 		    struct backup_err *);
@@ -108,6 +107,5 @@ json_t		*backup_list(const char *path, const char *tag,
 		    int64_t limit, const struct peer *, struct backup_err *);
 json_t		*oplog_list(const char *path, int64_t limit,
 		    const struct peer *, struct backup_err *);
-void		 backup_err_clear(struct backup_err *);
 
 #endif

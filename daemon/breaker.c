@@ -1605,24 +1605,6 @@ breaker_state(const struct breaker *b)
 }
 
 uint64_t
-breaker_generation(const struct breaker *b)
-{
-	return (b->generation);
-}
-
-uint64_t
-breaker_open_count(const struct breaker *b)
-{
-	return (b->open_count);
-}
-
-uint64_t
-breaker_opened_at(const struct breaker *b)
-{
-	return (b->opened_at);
-}
-
-uint64_t
 breaker_not_permitted(const struct breaker *b)
 {
 	return (b->not_permitted);

@@ -283,9 +283,6 @@ void		 breakers_sweep(struct breakers *reg);
 /* Read-only accessors, for hooks and metrics. */
 const char	*breaker_name(const struct breaker *b);
 enum breaker_state breaker_state(const struct breaker *b);
-uint64_t	 breaker_generation(const struct breaker *b);
-uint64_t	 breaker_open_count(const struct breaker *b);
-uint64_t	 breaker_opened_at(const struct breaker *b);
 uint64_t	 breaker_not_permitted(const struct breaker *b);
 uint64_t	 breaker_transitions(const struct breaker *b,
 		    enum breaker_state to);

@@ -285,8 +285,3 @@ clock_timer_pending(const struct clock_timer *t)
 	return (t->slot != NOT_ARMED);
 }
 
-uint64_t
-clock_timer_deadline(const struct clock_timer *t)
-{
-	return (t->when);
-}

@@ -44,6 +44,5 @@ void		 clock_timer_at(struct clock_timer *t, uint64_t when_ms);
 void		 clock_timer_after(struct clock_timer *t, uint64_t ms);
 void		 clock_timer_cancel(struct clock_timer *t);
 int		 clock_timer_pending(const struct clock_timer *t);
-uint64_t	 clock_timer_deadline(const struct clock_timer *t);
 
 #endif

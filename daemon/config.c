@@ -607,37 +607,3 @@ config_option_info(size_t i, const char **section, const char **key,
 	return (0);
 }
 
-void
-config_dump(const struct config *cfg, FILE *fp)
-{
-	const char	*section = "";
-	const char	*base;
-	size_t		 i;
-
-	for (i = 0; i < NOPTIONS; i++) {
-		const struct option	*o = &options[i];
-
-		base = (const char *)cfg + o->off;
-		if (strcmp(section, o->section) != 0) {
-			fprintf(fp, "%s[%s]\n", i ? "\n" : "", o->section);
-			section = o->section;
-		}
-		switch (o->type) {
-		case T_STR:
-			fprintf(fp, "%s = %s\n", o->key, *(char *const *)base);
-			break;
-		case T_INT:
-			fprintf(fp, "%s = %lld\n", o->key,
-			    (long long)*(const int64_t *)base);
-			break;
-		case T_MODE:
-			fprintf(fp, "%s = %04llo\n", o->key,
-			    (long long)*(const int64_t *)base);
-			break;
-		case T_ENUM:
-			fprintf(fp, "%s = %s\n", o->key,
-			    o->words[*(const int *)base]);
-			break;
-		}
-	}
-}

@@ -105,7 +105,4 @@ const char	*config_store_path(const struct config *);
 int		 config_option_info(size_t i, const char **section,
 		    const char **key, const char **def);
 
-/* Print every key of the fixed sections with its value, INI style. */
-void		 config_dump(const struct config *, FILE *);
-
 #endif

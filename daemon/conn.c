@@ -26,7 +26,7 @@
 static struct conn	*live;		/* doubly linked */
 static struct conn	*dead_list;	/* singly linked through next */
 static unsigned		 nlive;
-static uint64_t		 next_id = 1, accepted;
+static uint64_t		 next_id = 1;
 static struct event	*reap_ev;
 static conn_close_hook	 hooks[MAX_HOOKS];
 static int		 nhooks;
@@ -46,12 +46,6 @@ unsigned
 conn_count(void)
 {
 	return (nlive);
-}
-
-uint64_t
-conn_accepted_total(void)
-{
-	return (accepted);
 }
 
 static void
@@ -208,7 +202,6 @@ conn_new(int fd)
 		live->prev = c;
 	live = c;
 	nlive++;
-	accepted++;
 	arm_idle(c);
 	log_debug("conn %llu: uid %d pid %d", (unsigned long long)c->id,
 	    (int)c->uid, (int)c->pid);

@@ -59,7 +59,6 @@ void		 conn_fatal(struct conn *, int code, json_t *data,
 
 int		 conn_is_admin(const struct conn *);
 unsigned	 conn_count(void);
-uint64_t	 conn_accepted_total(void);
 /* Close every connection (shutdown). */
 void		 conn_close_all(void);
 

@@ -250,13 +250,13 @@ report_done(void *arg, const struct store_result *res)
 		er.total[r->category]++;
 		if (er.m_total[r->category] != NULL)
 			metric_inc(er.m_total[r->category]);
-		/* Counted as emitted either way; built only when wanted. */
-		events_emit(EV_ERROR_REPORTED, !events_wanted(
-		    EV_ERROR_REPORTED) ? NULL : json_pack("{s:s, s:s, s:s, "
-		    "s:s, s:s?, s:I}", "id", r->id, "operation", r->operation,
-		    "category", category_name(r->category), "severity",
-		    severity_names[r->severity], "message", r->message,
-		    "at", (json_int_t)r->at));
+		if (events_wanted(EV_ERROR_REPORTED))
+			events_emit(EV_ERROR_REPORTED, json_pack("{s:s, s:s, "
+			    "s:s, s:s, s:s?, s:I}", "id", r->id, "operation",
+			    r->operation, "category", category_name(
+			    r->category), "severity", severity_names[
+			    r->severity], "message", r->message, "at",
+			    (json_int_t)r->at));
 		if (r->row != NULL)
 			forward_enqueued(FWD_ERRORS, 1);
 		if (er.on_stored != NULL)
@@ -516,12 +516,6 @@ errors_total(void)
 	for (i = 0; i < CAT_COUNT; i++)
 		n += er.total[i];
 	return (n);
-}
-
-uint64_t
-errors_total_of(enum category c)
-{
-	return (c < CAT_COUNT ? er.total[c] : 0);
 }
 
 void

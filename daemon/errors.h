@@ -107,7 +107,6 @@ int		 errors_stats(int64_t window_ms, errors_stats_fn done,
 
 /* Errors ever stored, in all and by category. */
 uint64_t	 errors_total(void);
-uint64_t	 errors_total_of(enum category);
 
 /*
  * Called with every newly stored report (after its commit), for modules

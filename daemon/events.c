@@ -22,7 +22,6 @@ static const char *const type_names[EV_NTYPES] = {
 };
 
 static struct subscriber	*subs;
-static uint64_t			 emitted;
 
 const char *
 event_type_name(enum event_type t)
@@ -87,7 +86,6 @@ events_emit(enum event_type t, json_t *fields)
 	size_t			 len;
 	int			 n = 0;
 
-	emitted++;
 	for (s = subs; s != NULL; s = s->next)
 		if (s->mask & (1u << t))
 			break;
@@ -121,10 +119,4 @@ events_emit(enum event_type t, json_t *fields)
 	}
 	free(frame);
 	return (n);
-}
-
-uint64_t
-events_emitted_total(void)
-{
-	return (emitted);
 }

@@ -49,6 +49,5 @@ void		 events_unsubscribe(struct subscriber *);
 int		 events_emit(enum event_type t, json_t *fields);
 /* Whether any subscriber takes t: skip building fields when none does. */
 int		 events_wanted(enum event_type t);
-uint64_t	 events_emitted_total(void);
 
 #endif

@@ -24,23 +24,11 @@ log_init(int v, const char *progname)
 }
 
 void
-log_setverbose(int v)
-{
-	verbose = v;
-}
-
-void
 log_syslog(int on)
 {
 	to_syslog = on;
 	if (on)
 		openlog(prog, LOG_PID | LOG_NDELAY, LOG_DAEMON);
-}
-
-int
-log_getverbose(void)
-{
-	return (verbose);
 }
 
 /*

@@ -8,10 +8,8 @@
 #include <stdarg.h>
 
 void	log_init(int verbose, const char *progname);
-void	log_setverbose(int verbose);
 /* Send messages to syslog instead of stderr (a detached daemon). */
 void	log_syslog(int on);
-int	log_getverbose(void);
 void	log_crit(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -134,12 +134,6 @@ metric_set(struct metric *m, double d)
 		m->v = d;
 }
 
-double
-metric_value(const struct metric *m)
-{
-	return (m != NULL ? m->v : 0);
-}
-
 void
 metric_observe(struct metric *m, double s)
 {

@@ -47,7 +47,6 @@ void		 metric_inc(struct metric *);
 void		 metric_add(struct metric *, double);
 void		 metric_set(struct metric *, double);
 void		 metric_observe(struct metric *, double seconds);
-double		 metric_value(const struct metric *);
 
 /* Render every family; returns a malloc'ed NUL-terminated string. */
 char		*metrics_render(size_t *len);

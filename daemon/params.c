@@ -70,26 +70,6 @@ param_int_req(const json_t *obj, const char *key, int64_t min, int64_t max,
 }
 
 int
-param_num(const json_t *obj, const char *key, double min, double max,
-    double def, double *out, struct param_err *e)
-{
-	json_t	*v = json_object_get(obj, key);
-	double	 d;
-
-	*out = def;
-	if (v == NULL)
-		return (0);
-	if (!json_is_number(v))
-		return (param_fail(e, key, "must be a number"));
-	d = json_number_value(v);
-	if (!(d >= min && d <= max))
-		return (param_fail(e, key, "must be between %g and %g", min,
-		    max));
-	*out = d;
-	return (0);
-}
-
-int
 param_bool(const json_t *obj, const char *key, int def, int *out,
     struct param_err *e)
 {

@@ -33,8 +33,6 @@ int	param_int(const json_t *obj, const char *key, int64_t min, int64_t max,
 	    int64_t def, int64_t *out, struct param_err *e);
 int	param_int_req(const json_t *obj, const char *key, int64_t min,
 	    int64_t max, int64_t *out, struct param_err *e);
-int	param_num(const json_t *obj, const char *key, double min, double max,
-	    double def, double *out, struct param_err *e);
 int	param_bool(const json_t *obj, const char *key, int def, int *out,
 	    struct param_err *e);
 /* *out is borrowed from obj; NULL when absent and not required. */

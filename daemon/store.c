@@ -437,25 +437,10 @@ store_row_int(const struct store_row *r, int col)
 	return (sqlite3_column_int64(r->st, col));
 }
 
-double
-store_row_double(const struct store_row *r, int col)
-{
-	return (sqlite3_column_double(r->st, col));
-}
-
 const char *
 store_row_text(const struct store_row *r, int col)
 {
 	return ((const char *)sqlite3_column_text(r->st, col));
-}
-
-const void *
-store_row_blob(const struct store_row *r, int col, size_t *len)
-{
-	const void	*p = sqlite3_column_blob(r->st, col);
-
-	*len = (size_t)sqlite3_column_bytes(r->st, col);
-	return (p);
 }
 
 int

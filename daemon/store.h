@@ -91,9 +91,7 @@ int		 store_query(store_row_fn, void *arg, const char *sql,
 		    const char *fmt, ...);
 
 int64_t		 store_row_int(const struct store_row *, int col);
-double		 store_row_double(const struct store_row *, int col);
 const char	*store_row_text(const struct store_row *, int col);
-const void	*store_row_blob(const struct store_row *, int col, size_t *len);
 int		 store_row_isnull(const struct store_row *, int col);
 
 /*

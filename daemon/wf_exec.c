@@ -60,20 +60,12 @@ struct wf_act {
 	json_t			*error, *output;
 };
 
-static unsigned	nprocs;
-
 static const char *
 errno_name(int err)
 {
 	const char	*n = errno_to_name(err);
 
 	return (n != NULL ? n : "EIO");
-}
-
-unsigned
-wf_act_running(void)
-{
-	return (nprocs);
 }
 
 static void
@@ -248,7 +240,6 @@ exec_exited(evutil_socket_t fd, short what, void *arg)
 	(void)killpg(a->pid, SIGKILL);
 	while (waitpid(a->pid, &st, 0) == -1 && errno == EINTR)
 		;
-	nprocs--;
 	event_del(a->ev_exit);
 	if (a->kill_timer != NULL)
 		clock_timer_cancel(a->kill_timer);
@@ -423,7 +414,6 @@ exec_start(struct wf_act *a, const json_t *action)
 	p[1] = -1;
 	a->pid = pid;
 	a->outfd = p[0];
-	nprocs++;
 	(void)fcntl(a->outfd, F_SETFL, O_NONBLOCK);
 	if ((a->pidfd = (int)syscall(SYS_pidfd_open, pid, 0)) == -1 ||
 	    (a->ev_out = event_new(ermd.base, a->outfd, EV_READ | EV_PERSIST,
@@ -436,7 +426,6 @@ exec_start(struct wf_act *a, const json_t *action)
 		(void)killpg(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
 			;
-		nprocs--;
 		goto done;
 	}
 	rc = 0;

@@ -35,7 +35,5 @@ struct wf_act	*wf_act_start(const json_t *action, const struct peer *,
 		    int64_t timeout_ms, wf_act_done, void *arg);
 /* Stop the action early; done is still called, with a cancelled error. */
 void		 wf_act_stop(struct wf_act *);
-/* Processes still running (for shutdown). */
-unsigned	 wf_act_running(void);
 
 #endif
