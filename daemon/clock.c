@@ -284,4 +284,3 @@ clock_timer_pending(const struct clock_timer *t)
 {
 	return (t->slot != NOT_ARMED);
 }
-

@@ -606,4 +606,3 @@ config_option_info(size_t i, const char **section, const char **key,
 	*def = options[i].def;
 	return (0);
 }
-
