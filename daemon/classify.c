@@ -4,7 +4,9 @@
  */
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,14 +227,47 @@ static const struct {
 };
 #undef E
 
-int
-errno_from_name(const char *name)
+/*
+ * errno_names in name order, for a binary search: error.report looks a
+ * name up per request, and scanning the 134 names took 3% of the loop.
+ */
+_Static_assert(LEN(errno_names) <= 256, "by_name holds uint8_t indices");
+static uint8_t		by_name[LEN(errno_names)];
+static pthread_once_t	by_name_once = PTHREAD_ONCE_INIT;
+
+static int
+by_name_cmp(const void *a, const void *b)
+{
+	return (strcmp(errno_names[*(const uint8_t *)a].name,
+	    errno_names[*(const uint8_t *)b].name));
+}
+
+static void
+by_name_sort(void)
 {
 	size_t	i;
 
 	for (i = 0; i < LEN(errno_names); i++)
-		if (strcmp(name, errno_names[i].name) == 0)
-			return (errno_names[i].num);
+		by_name[i] = (uint8_t)i;
+	qsort(by_name, LEN(by_name), sizeof(by_name[0]), by_name_cmp);
+}
+
+int
+errno_from_name(const char *name)
+{
+	size_t	lo = 0, hi = LEN(by_name), mid;
+	int	c;
+
+	pthread_once(&by_name_once, by_name_sort);
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(name, errno_names[by_name[mid]].name)) == 0)
+			return (errno_names[by_name[mid]].num);
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return (-1);
 }
 

@@ -175,6 +175,18 @@ START_TEST(test_errno_names)
 	ck_assert_int_eq(errno_from_name("econnreset"), -1);
 	ck_assert_int_eq(errno_from_name("ENOPE"), -1);
 	ck_assert_ptr_null(errno_to_name(4000));
+
+	/* Every name the table has is found, the first and last included. */
+	for (i = 1; i < 4096; i++)
+		if (errno_to_name((int)i) != NULL)
+			ck_assert_int_eq(errno_from_name(errno_to_name((int)i)),
+			    (int)i);
+	ck_assert_int_eq(errno_from_name("E2BIG"), E2BIG);
+	ck_assert_int_eq(errno_from_name("EXFULL"), EXFULL);
+	ck_assert_int_eq(errno_from_name(""), -1);
+	ck_assert_int_eq(errno_from_name("E"), -1);
+	ck_assert_int_eq(errno_from_name("EZZZ"), -1);
+	ck_assert_int_eq(errno_from_name("ECONNRESE"), -1);
 }
 END_TEST
 
