@@ -359,44 +359,106 @@ seq_row(const struct store_row *row, void *arg)
 	return (1);
 }
 
-json_t *
-errors_list(const struct error_filter *f, int *notfound)
+/*
+ * error.list, read off the loop: a filter that few rows match walks the
+ * table back to its start (a category nobody reported scans every row).
+ * The filter's strings are copied: the request may be gone by then.
+ */
+struct list_job {
+	struct error_filter	 f;
+	char			 category[64 + 1];
+	char			 operation[ERROR_OPERATION_MAX + 1];
+	char			 before_id[UUID_STRLEN + 1];
+	json_t			*out;
+	int			 notfound;
+	errors_list_fn		 done;
+	void			*arg;
+};
+
+static int
+list_run(struct store_rd *rd, void *arg)
 {
+	struct list_job	*j = arg;
 	struct list_ctx	 c;
 	int64_t		 before = INT64_MAX;
-	json_t		*out;
 
-	*notfound = 0;
-	if (f->before_id != NULL) {
+	if (j->f.before_id != NULL) {
 		before = -1;
-		if (store_query(seq_row, &before, "SELECT seq FROM errors "
-		    "WHERE id = ?", "t", f->before_id) == -1)
-			return (NULL);
+		if (store_rd_query(rd, seq_row, &before, "SELECT seq FROM "
+		    "errors WHERE id = ?", "t", j->f.before_id) == -1)
+			return (-1);
 		if (before == -1) {
-			*notfound = 1;
-			return (NULL);
+			j->notfound = 1;
+			return (-1);
 		}
 	}
 	memset(&c, 0, sizeof(c));
-	c.limit = f->limit;
+	c.limit = j->f.limit;
 	if ((c.errors = json_array()) == NULL)
-		return (NULL);
+		return (-1);
 	/* One statement for every combination: an absent filter binds NULL. */
-	if (store_query(list_row, &c, "SELECT id, at, operation, category, "
-	    "severity, message, path, context, error, forwarded FROM errors "
-	    "WHERE seq < ? AND at >= ? AND at <= ? "
+	if (store_rd_query(rd, list_row, &c, "SELECT id, at, operation, "
+	    "category, severity, message, path, context, error, forwarded "
+	    "FROM errors WHERE seq < ? AND at >= ? AND at <= ? "
 	    "AND (? IS NULL OR category = ?) AND (? IS NULL OR operation = ?) "
 	    "AND (? IS NULL OR severity = ?) ORDER BY seq DESC LIMIT ?",
-	    "iiitttttti", before, f->since, f->until, f->category,
-	    f->category, f->operation, f->operation, f->severity, f->severity,
-	    f->limit + 1) == -1) {
+	    "iiitttttti", before, j->f.since, j->f.until, j->f.category,
+	    j->f.category, j->f.operation, j->f.operation, j->f.severity,
+	    j->f.severity, j->f.limit + 1) == -1) {
 		json_decref(c.errors);
-		return (NULL);
+		return (-1);
 	}
-	out = json_pack("{s:o}", "errors", c.errors);
-	if (out != NULL && c.more)
-		json_object_set_new(out, "next", json_string(c.last));
-	return (out);
+	if ((j->out = json_pack("{s:o}", "errors", c.errors)) == NULL)
+		return (-1);
+	if (c.more)
+		json_object_set_new(j->out, "next", json_string(c.last));
+	return (0);
+}
+
+static void
+list_done(void *arg, int ok)
+{
+	struct list_job	*j = arg;
+
+	if (!ok) {
+		json_decref(j->out);
+		j->out = NULL;
+	}
+	j->done(j->out, j->notfound, j->arg);	/* steals out */
+	free(j);
+}
+
+static const char *
+copy_into(char *dst, size_t size, const char *src)
+{
+	if (src == NULL)
+		return (NULL);
+	snprintf(dst, size, "%s", src);
+	return (dst);
+}
+
+int
+errors_list(const struct error_filter *f, errors_list_fn done, void *arg)
+{
+	struct list_job	*j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return (-1);
+	j->f = *f;
+	j->f.category = copy_into(j->category, sizeof(j->category),
+	    f->category);
+	j->f.operation = copy_into(j->operation, sizeof(j->operation),
+	    f->operation);
+	j->f.before_id = copy_into(j->before_id, sizeof(j->before_id),
+	    f->before_id);
+	/* severity points into the static severity_names. */
+	j->done = done;
+	j->arg = arg;
+	if (store_read_submit(list_run, list_done, j) == -1) {
+		free(j);
+		return (-1);
+	}
+	return (0);
 }
 
 static int

@@ -92,10 +92,14 @@ struct error_filter {
 	const char	*before_id;
 };
 /*
- * error.list's result (new reference), or NULL with *notfound set when
- * before_id is unknown, or NULL on a read error.
+ * error.list, read on a worker thread; done gets on the loop the result (a
+ * new reference), or NULL with notfound set when before_id is unknown, or
+ * NULL on a read error. The filter's strings are copied; severity must be
+ * one of severity_names. -1 when it cannot be started.
  */
-json_t		*errors_list(const struct error_filter *, int *notfound);
+typedef void	(*errors_list_fn)(json_t *result, int notfound, void *arg);
+int		 errors_list(const struct error_filter *, errors_list_fn done,
+		    void *arg);
 /*
  * error.stats's result over the last window_ms (0: all time), computed on
  * a worker thread; done gets it on the loop (a new reference, NULL on a

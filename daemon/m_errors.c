@@ -143,6 +143,27 @@ oom:
 	return (req_fail(req, ERM_INTERNAL_ERROR, NULL, "out of memory"));
 }
 
+static void
+listed(json_t *result, int notfound, void *arg)
+{
+	struct ermd_req	*req = arg;
+	const char	*before;
+
+	if ((req->result = result) != NULL) {
+		req_finish(req, REQ_OK);
+		return;
+	}
+	if (notfound) {
+		before = json_string_value(json_object_get(req->params,
+		    "before_id"));
+		req_fail(req, ERM_NOT_FOUND, json_pack("{s:s, s:s}", "kind",
+		    "error", "name", before), "no error %s", before);
+	} else
+		io_error(req, EIO, "cannot read the errors");
+	req_finish(req, REQ_ERROR);
+}
+
+/* error.list: the filters are checked here, the rows read on a worker. */
 int
 m_error_list(struct ermd_req *req)
 {
@@ -150,7 +171,7 @@ m_error_list(struct ermd_req *req)
 	    "operation", "severity", "limit", "before_id", NULL };
 	struct param_err	 e;
 	struct error_filter	 f;
-	int			 sev, notfound;
+	int			 sev;
 
 	memset(&f, 0, sizeof(f));
 	if (params_only(req->params, allowed, &e) == -1 ||
@@ -173,13 +194,9 @@ m_error_list(struct ermd_req *req)
 		return (req_param_fail(req, &e));
 	}
 	f.severity = sev >= 0 ? severity_names[sev] : NULL;
-	if ((req->result = errors_list(&f, &notfound)) != NULL)
-		return (REQ_OK);
-	if (notfound)
-		return (req_fail(req, ERM_NOT_FOUND, json_pack("{s:s, s:s}",
-		    "kind", "error", "name", f.before_id), "no error %s",
-		    f.before_id));
-	return (io_error(req, EIO, "cannot read the errors"));
+	if (errors_list(&f, listed, req) == -1)
+		return (io_error(req, EIO, "cannot read the errors"));
+	return (REQ_ASYNC);
 }
 
 static void

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "harness.h"
 
 static struct daemon	d;
@@ -717,6 +719,67 @@ START_TEST(enospc_on_the_state_dir)
 }
 END_TEST
 
+/*
+ * error.list is read off the loop: a filter that no row matches walks all
+ * of 300,000 rows (written straight into the stopped daemon's database),
+ * and a ping sent right behind it on the same connection is answered
+ * first. Then the list answers, empty and whole.
+ */
+START_TEST(long_list_does_not_hold_the_loop)
+{
+	char		 path[300], id[40];
+	sqlite3		*db;
+	sqlite3_stmt	*st;
+	json_t		*r;
+	int		 fd, i;
+
+	daemon_start(&d, NULL, NULL);
+	ck_assert_int_eq(daemon_stop_keep(&d), 0);
+	snprintf(path, sizeof(path), "%s/ermd.db", d.state);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT INTO errors (id, at, "
+	    "operation, category, strategy, matched, severity, message, "
+	    "error) VALUES (?, ?, 'bulk', 'NETWORK_ERROR', 'RETRY', "
+	    "'errno ECONNRESET', 'error', 'reset', '{}')", -1, &st, NULL),
+	    SQLITE_OK);
+	for (i = 0; i < 300000; i++) {
+		snprintf(id, sizeof(id), "00000000-0000-7000-8000-%012d", i);
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, 1000 + i);
+		ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	daemon_restart(&d);
+
+	fd = raw_connect(d.sock);
+	ck_assert_int_ge(fd, 0);
+	raw_send_frame(fd, "{\"id\":1,\"method\":\"error.list\","
+	    "\"params\":{\"category\":\"PERMISSION_ERROR\"}}");
+	raw_send_frame(fd, "{\"id\":2,\"method\":\"ping\"}");
+	r = raw_recv(fd, 30000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "id")), 2);
+	json_decref(r);
+	r = raw_recv(fd, 30000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "id")), 1);
+	ck_assert_uint_eq(json_array_size(json_object_get(result(r),
+	    "errors")), 0);
+	ck_assert_ptr_null(json_object_get(result(r), "next"));
+	json_decref(r);
+	ck_assert_uint_eq(list_count(fd, "{\"operation\":\"bulk\","
+	    "\"limit\":1000}"), 1000);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -736,6 +799,7 @@ main(void)
 	tcase_add_test(tc, ermctl_errors_and_stats);
 	tcase_add_test(tc, kill9_durability);
 	tcase_add_test(tc, enospc_on_the_state_dir);
+	tcase_add_test(tc, long_list_does_not_hold_the_loop);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
