@@ -593,7 +593,15 @@ struct prune_job {
 	int64_t	max_rows;	/* 0: no count limit */
 	int64_t	removed;
 	int64_t	alerts_removed;
+	int64_t	ops_removed;
 };
+
+/*
+ * The oldest finished ops, at most PRUNE_BATCH of them, finished before
+ * ?1: the same rows for the count and the delete (one transaction).
+ */
+#define OLD_OPS	"SELECT rowid, state, failures FROM ops WHERE " \
+		"finished_at < ?1 ORDER BY finished_at, rowid LIMIT ?2"
 
 static int
 prune_run(struct store_tx *tx, void *arg)
@@ -601,7 +609,7 @@ prune_run(struct store_tx *tx, void *arg)
 	struct prune_job	*p = arg;
 	int64_t			 n, before;
 
-	p->removed = p->alerts_removed = 0;
+	p->removed = p->alerts_removed = p->ops_removed = 0;
 	if (p->before > 0) {
 		if (store_tx_exec(tx, "DELETE FROM errors WHERE seq IN (SELECT "
 		    "seq FROM errors WHERE at < ? ORDER BY seq LIMIT ?)", "ii",
@@ -628,6 +636,26 @@ prune_run(struct store_tx *tx, void *arg)
 			return (-1);
 		p->alerts_removed = store_tx_changes(tx) - before;
 	}
+	/*
+	 * Finished ops too (error.stats takes its recovery rate from them);
+	 * those that failed at least once still count in
+	 * ermd_recoveries_total after a restart.
+	 */
+	if (p->before > 0) {
+		if (store_tx_exec(tx, "UPDATE ops_pruned SET recovered = "
+		    "recovered + (SELECT coalesce(sum(failures > 0 AND "
+		    "state = 'succeeded'), 0) FROM (" OLD_OPS ")), failed = "
+		    "failed + (SELECT coalesce(sum(failures > 0 AND "
+		    "state != 'succeeded'), 0) FROM (" OLD_OPS "))", "ii",
+		    p->before, (int64_t)PRUNE_BATCH) == -1)
+			return (-1);
+		before = store_tx_changes(tx);
+		if (store_tx_exec(tx, "DELETE FROM ops WHERE rowid IN (SELECT "
+		    "rowid FROM (" OLD_OPS "))", "ii", p->before,
+		    (int64_t)PRUNE_BATCH) == -1)
+			return (-1);
+		p->ops_removed = store_tx_changes(tx) - before;
+	}
 	return (0);
 }
 
@@ -643,7 +671,8 @@ prune_done(void *arg, const struct store_result *res)
 		log_debug("errors: pruned %lld", (long long)p->removed);
 	/* A full batch means more is due: go on at once, a batch a job. */
 	if (res->ok && (p->removed == PRUNE_BATCH ||
-	    p->alerts_removed == PRUNE_BATCH) && er.running &&
+	    p->alerts_removed == PRUNE_BATCH ||
+	    p->ops_removed == PRUNE_BATCH) && er.running &&
 	    er.prune_timer != NULL)
 		clock_timer_after(er.prune_timer, 0);
 	free(p);

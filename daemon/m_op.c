@@ -742,11 +742,12 @@ m_op_start(void)
 
 	op_start();
 	op_set_recovery(&recovery);
-	/* Recovery figures cover every op ever stored. */
-	(void)store_query(count_row, v, "SELECT count(*), "
-	    "coalesce(sum(state = 'succeeded'), 0), "
-	    "coalesce(sum(state != 'succeeded'), 0) FROM ops WHERE failures > 0",
-	    NULL);
+	/* Recovery figures cover every op ever stored, pruned ones too. */
+	(void)store_query(count_row, v, "SELECT count(*) + (SELECT recovered "
+	    "+ failed FROM ops_pruned), coalesce(sum(state = 'succeeded'), 0) "
+	    "+ (SELECT recovered FROM ops_pruned), "
+	    "coalesce(sum(state != 'succeeded'), 0) + (SELECT failed FROM "
+	    "ops_pruned) FROM ops WHERE failures > 0", NULL);
 	op_recoveries_init(v[0], v[1], v[2]);
 	f = metrics_family("ermd_recoveries_total", "Ops that failed at least "
 	    "once, by how they ended.", METRIC_COUNTER, lr);

@@ -720,6 +720,82 @@ START_TEST(enospc_on_the_state_dir)
 END_TEST
 
 /*
+ * Finished ops go with the errors, by [errors] max_age_ms: the table no
+ * longer holds them, error.stats no longer counts them and after a
+ * restart op.get no longer finds them, but the recovery counters keep
+ * them, across the restart too.
+ */
+START_TEST(finished_ops_pruned_with_the_errors)
+{
+	static const char *const outcome[3][2] = {
+		{ "op.fail", "op.succeed" },	/* recovered */
+		{ "op.fail", "op.fail" },	/* failed after a retry */
+		{ "op.succeed", NULL },		/* never failed */
+	};
+	char	 ops[3][64];
+	json_t	*r;
+	int	 fd, i, j, fail;
+
+	daemon_start(&d, "[errors]\nmax_age_ms = 60000\n"
+	    "prune_interval_ms = 1000\n[retry]\njitter = none\n"
+	    "base_delay_ms = 10\nmax_attempts = 2\n", manual);
+	fd = raw_connect(d.sock);
+	for (i = 0; i < 3; i++) {
+		r = call_on(fd, "{\"id\":1,\"method\":\"op.begin\",\"params\":"
+		    "{\"operation\":\"upload\"}}");
+		snprintf(ops[i], sizeof(ops[i]), "%s", json_string_value(
+		    json_object_get(result(r), "op")));
+		json_decref(r);
+		for (j = 0; j < 2 && outcome[i][j] != NULL; j++) {
+			fail = strcmp(outcome[i][j], "op.fail") == 0;
+			r = call_on(fd, "{\"id\":2,\"method\":\"%s\","
+			    "\"params\":{\"op\":\"%s\"%s}}", outcome[i][j],
+			    ops[i], fail ? ",\"error\":{\"errno\":"
+			    "\"ECONNREFUSED\"}" : "");
+			result(r);
+			json_decref(r);
+		}
+	}
+	r = call_on(fd, "{\"id\":1,\"method\":\"error.stats\"}");
+	ck_assert_int_eq(num_at(r, "recoveries", "attempted"), 2);
+	json_decref(r);
+	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM ops"), 3);
+
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":61000}}"));
+	/* As above: the next tick prunes by age; a report commits after. */
+	json_decref(report(fd, "{\"operation\":\"z\",\"errno\":5}"));
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":1000}}"));
+	json_decref(report(fd, "{\"operation\":\"w\",\"errno\":5}"));
+	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM ops"), 0);
+	ck_assert_int_eq(db_int(&d, "SELECT recovered FROM ops_pruned"), 1);
+	ck_assert_int_eq(db_int(&d, "SELECT failed FROM ops_pruned"), 1);
+	r = call_on(fd, "{\"id\":1,\"method\":\"error.stats\"}");
+	ck_assert_int_eq(num_at(r, "recoveries", "attempted"), 0);
+	json_decref(r);
+	close(fd);
+
+	/* op.get finds the most recent in memory; a restart forgets them. */
+	ck_assert_int_eq(daemon_stop_keep(&d), 0);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	for (i = 0; i < 3; i++) {
+		r = call_on(fd, "{\"id\":1,\"method\":\"op.get\","
+		    "\"params\":{\"op\":\"%s\"}}", ops[i]);
+		ck_assert_int_eq(reply_code(r), 1001);
+		json_decref(r);
+	}
+	r = call_on(fd, "{\"id\":1,\"method\":\"metrics.get\"}");
+	ck_assert_int_eq(num_at(r, "successful_recoveries", NULL), 1);
+	ck_assert_int_eq(num_at(r, "failed_recoveries", NULL), 1);
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/*
  * error.list is read off the loop: a filter that no row matches walks all
  * of 300,000 rows (written straight into the stopped daemon's database),
  * and a ping sent right behind it on the same connection is answered
@@ -800,6 +876,7 @@ main(void)
 	tcase_add_test(tc, kill9_durability);
 	tcase_add_test(tc, enospc_on_the_state_dir);
 	tcase_add_test(tc, long_list_does_not_hold_the_loop);
+	tcase_add_test(tc, finished_ops_pruned_with_the_errors);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
