@@ -182,14 +182,16 @@ const char *const schema_migrations[] = {
 	"ALTER TABLE breakers ADD COLUMN journal_seq INTEGER NOT NULL "
 	"DEFAULT 0;",
 	/*
-	 * 9: finished ops are pruned with the errors ([errors] max_age_ms);
-	 * the recovered and failed ones pruned still count in
-	 * ermd_recoveries_total.
+	 * 9: retention. Finished ops are pruned with the errors ([errors]
+	 * max_age_ms); the recovered and failed ones pruned still count in
+	 * ermd_recoveries_total. Finished workflows are pruned by
+	 * [workflow] max_age_ms, oldest first.
 	 */
 	"CREATE TABLE ops_pruned ("
 	"  recovered INTEGER NOT NULL,"
 	"  failed INTEGER NOT NULL"
 	");"
-	"INSERT INTO ops_pruned VALUES (0, 0);",
+	"INSERT INTO ops_pruned VALUES (0, 0);"
+	"CREATE INDEX workflows_by_finished ON workflows (finished_at);",
 	NULL
 };

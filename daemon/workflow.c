@@ -46,8 +46,13 @@
 /* Breaker permits of workflow steps belong to no connection. */
 #define WF_BREAKER_OWNER	(UINT64_MAX - 1)
 
+#define WF_MAX_AGE_DEFAULT	INT64_C(604800000)	/* 7 days */
+#define WF_PRUNE_EVERY_DEFAULT	60000
+#define WF_PRUNE_BATCH		500	/* workflows deleted per job */
+
 struct wf_settings	wf_set = { WF_MAX_RUNNING_DEFAULT,
-			    WF_MAX_STEPS_DEFAULT, 5000, NULL, 0 };
+			    WF_MAX_STEPS_DEFAULT, 5000, WF_MAX_AGE_DEFAULT,
+			    WF_PRUNE_EVERY_DEFAULT, NULL, 0 };
 
 static const char *const wf_state_names[WF_NSTATES] = { "pending",
     "running", "succeeded", "failed", "compensating", "compensated",
@@ -2058,13 +2063,17 @@ fail:
 }
 
 static const char *const wf_keys[] = { "max_running", "max_steps",
-    "exec_allow_groups", "kill_grace_ms", NULL };
+    "exec_allow_groups", "kill_grace_ms", "max_age_ms", "prune_interval_ms",
+    NULL };
 
 #define C(f)	offsetof(struct wf_settings, f)
 static const struct opt wf_opts[] = {
 	{ "max_running", OPT_INT, 1, 1000000, C(max_running), NULL },
 	{ "max_steps", OPT_INT, 1, 1000000, C(max_steps), NULL },
 	{ "kill_grace_ms", OPT_INT, 1, 1000000, C(kill_grace_ms), NULL },
+	{ "max_age_ms", OPT_INT, 0, OPT_MAX_MS, C(max_age_ms), NULL },
+	{ "prune_interval_ms", OPT_INT, 0, 86400000, C(prune_interval_ms),
+	    NULL },
 	{ NULL, OPT_INT, 0, 0, 0, NULL }
 };
 #undef C
@@ -2073,11 +2082,12 @@ static int
 wf_check(const char *section, const char *key, const char *value, char *err,
     size_t errsz)
 {
-	struct wf_settings	scratch;
-	char			why[256];
-
+	struct wf_settings	 scratch;
+	const struct opt	*o;
+	char			 why[256];
 	gid_t			*gids;
 	size_t			 n;
+	int			 i;
 
 	(void)section;
 	if (strcmp(key, "exec_allow_groups") == 0) {
@@ -2086,16 +2096,109 @@ wf_check(const char *section, const char *key, const char *value, char *err,
 		free(gids);
 		return (0);
 	}
-	if (opt_find(wf_opts, key) == -1)
+	if ((i = opt_find(wf_opts, key)) == -1)
 		return (-1);
 	/* [workflow] has always said the same for junk and out of range. */
+	o = &wf_opts[i];
 	if (opts_check_conf(wf_opts, &scratch, key, value, why,
 	    sizeof(why)) == -1) {
-		snprintf(err, errsz, "%s: '%s' must be an integer from 1 to "
-		    "1000000", key, value);
+		snprintf(err, errsz, "%s: '%s' must be an integer from %.15g "
+		    "to %.15g", key, value, o->min, o->max);
 		return (-1);
 	}
 	return (0);
+}
+
+/* ---- retention ---------------------------------------------------------- */
+
+/*
+ * Finished workflows (and their steps, outputs included) older than
+ * [workflow] max_age_ms are deleted every prune_interval_ms, as Temporal
+ * drops closed workflows after the namespace's retention period. A batch
+ * a job; a full batch goes on at once. Unfinished ones are never pruned.
+ */
+static struct {
+	struct clock_timer	*timer;
+	int64_t			 every;
+	int			 running;
+} prune;
+
+struct prune_job {
+	int64_t	before;
+	int64_t	removed;
+};
+
+#define OLD_WORKFLOWS	"SELECT id FROM workflows WHERE finished_at > 0 " \
+			"AND finished_at < ?1 AND state IN ('succeeded', " \
+			"'failed', 'compensated', 'cancelled') " \
+			"ORDER BY finished_at, id LIMIT ?2"
+
+static int
+prune_run(struct store_tx *tx, void *arg)
+{
+	struct prune_job	*p = arg;
+	int64_t			 before;
+
+	/* The same rows twice: the subquery is ordered, in one transaction. */
+	if (store_tx_exec(tx, "DELETE FROM workflow_steps WHERE workflow_id "
+	    "IN (" OLD_WORKFLOWS ")", "ii", p->before,
+	    (int64_t)WF_PRUNE_BATCH) == -1)
+		return (-1);
+	before = store_tx_changes(tx);
+	if (store_tx_exec(tx, "DELETE FROM workflows WHERE id IN ("
+	    OLD_WORKFLOWS ")", "ii", p->before, (int64_t)WF_PRUNE_BATCH) == -1)
+		return (-1);
+	p->removed = store_tx_changes(tx) - before;
+	return (0);
+}
+
+static void
+prune_done(void *arg, const struct store_result *res)
+{
+	struct prune_job	*p = arg;
+
+	prune.running = 0;
+	if (!res->ok)
+		log_warnx("workflow: prune: %s", res->msg);
+	else if (p->removed > 0)
+		log_debug("workflow: pruned %lld", (long long)p->removed);
+	if (res->ok && p->removed == WF_PRUNE_BATCH && W.started &&
+	    prune.timer != NULL)
+		clock_timer_after(prune.timer, 0);
+	free(p);
+}
+
+static void
+prune_tick(void *arg)
+{
+	struct prune_job	*p;
+
+	(void)arg;
+	if (wf_set.prune_interval_ms > 0)
+		clock_timer_after(prune.timer,
+		    (uint64_t)wf_set.prune_interval_ms);
+	if (prune.running || wf_set.max_age_ms == 0 ||
+	    (p = calloc(1, sizeof(*p))) == NULL)
+		return;
+	p->before = (int64_t)clock_now_ms() - wf_set.max_age_ms;
+	prune.running = 1;
+	if (store_submit(prune_run, prune_done, p) == -1) {
+		prune.running = 0;
+		free(p);
+	}
+}
+
+static void
+arm_prune(void)
+{
+	if (prune.timer == NULL)
+		return;
+	if (wf_set.prune_interval_ms > 0)
+		clock_timer_after(prune.timer,
+		    (uint64_t)wf_set.prune_interval_ms);
+	else
+		clock_timer_cancel(prune.timer);
+	prune.every = wf_set.prune_interval_ms;
 }
 
 static void
@@ -2106,7 +2209,11 @@ wf_apply(const struct config *cfg)
 	wf_set.max_running = WF_MAX_RUNNING_DEFAULT;
 	wf_set.max_steps = WF_MAX_STEPS_DEFAULT;
 	wf_set.kill_grace_ms = 5000;
+	wf_set.max_age_ms = WF_MAX_AGE_DEFAULT;
+	wf_set.prune_interval_ms = WF_PRUNE_EVERY_DEFAULT;
 	opts_from_config(wf_opts, &wf_set, cfg, "workflow");
+	if (wf_set.prune_interval_ms != prune.every)
+		arm_prune();
 	free(wf_set.exec_gids);
 	wf_set.exec_gids = NULL;
 	wf_set.nexec_gids = 0;
@@ -2216,6 +2323,9 @@ workflow_start(void)
 		metrics_collector("ermd_workflows", "Stored workflows by "
 		    "state.", METRIC_GAUGE, ls, collect_states);
 	}
+	if ((prune.timer = clock_timer_new(prune_tick, NULL)) == NULL)
+		fatalx("workflow: out of memory");
+	arm_prune();
 	W.started = 1;
 	/* After the config (and its roots) come into force. */
 	if (event_base_once(ermd.base, -1, EV_TIMEOUT, resume_all, NULL,
@@ -2234,6 +2344,8 @@ workflow_stop(void)
 	 * store and follow the restart rules next time.
 	 */
 	W.started = 0;
+	clock_timer_free(prune.timer);
+	prune.timer = NULL;
 	for (wf = W.head; wf != NULL; wf = wf->next)
 		for (i = 0; i < wf->nsteps; i++)
 			if (wf->steps[i].act != NULL &&

@@ -148,6 +148,8 @@ struct wf_settings {
 	int64_t		 max_running;
 	int64_t		 max_steps;
 	int64_t		 kill_grace_ms;
+	int64_t		 max_age_ms;	/* finished ones kept; 0: for ever */
+	int64_t		 prune_interval_ms;
 	gid_t		*exec_gids;	/* exec_allow_groups, resolved */
 	size_t		 nexec_gids;	/* 0: the admin group */
 };

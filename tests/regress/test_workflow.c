@@ -787,6 +787,97 @@ START_TEST(limits_status_and_metrics)
 }
 END_TEST
 
+/*
+ * Finished workflows older than [workflow] max_age_ms go, steps and all,
+ * on the daemon clock; younger ones and unfinished ones stay.
+ */
+START_TEST(finished_workflows_are_pruned)
+{
+	static const char quick[] = "{\"name\":\"%s\",\"steps\":[{\"name\":"
+	    "\"a\",\"action\":{\"type\":\"exec\",\"argv\":[\"true\"]}}]}";
+	char	 p[512], old[64], young[64], held[64], sql[256];
+	json_t	*r, *w;
+	int	 fd;
+
+	start_conf(manual, "[workflow]\nmax_age_ms = 60000\n"
+	    "prune_interval_ms = 1000\n");
+	fd = raw_connect(d.sock);
+	snprintf(p, sizeof(p), quick, "old");
+	snprintf(old, sizeof(old), "%s", create(fd, p));
+	w = wait_wf(fd, old);
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	json_decref(w);
+	snprintf(held, sizeof(held), "%s", create(fd, "{\"name\":\"held\","
+	    "\"run\":false,\"steps\":[{\"name\":\"a\",\"action\":"
+	    "{\"type\":\"sleep\",\"ms\":1}}]}"));
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":30000}}"));
+	snprintf(p, sizeof(p), quick, "young");
+	snprintf(young, sizeof(young), "%s", create(fd, p));
+	w = wait_wf(fd, young);
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	json_decref(w);
+
+	/* old finished 61 s ago, young 31 s ago. */
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":31000}}"));
+	/*
+	 * One prune job at a time: the ticks inside the long advance found
+	 * the first still running. A create commits after the next one.
+	 */
+	create(fd, "{\"name\":\"b1\",\"run\":false,\"steps\":[{\"name\":"
+	    "\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]}");
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":1000}}"));
+	create(fd, "{\"name\":\"b2\",\"run\":false,\"steps\":[{\"name\":"
+	    "\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]}");
+
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
+	    "{\"id\":\"%s\"}}", old);
+	ck_assert_int_eq(reply_code(r), 1001);
+	json_decref(r);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM workflow_steps "
+	    "WHERE workflow_id = '%s'", old);
+	ck_assert_int_eq(db_int(&d, sql), 0);
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
+	    "{\"id\":\"%s\"}}", young);
+	ck_assert_str_eq(wf_state(result(r)), "succeeded");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
+	    "{\"id\":\"%s\"}}", held);
+	ck_assert_str_eq(wf_state(result(r)), "pending");
+	json_decref(r);
+	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM workflows"), 4);
+	r = call_on(fd, "{\"id\":1,\"method\":\"metrics.get\"}");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    result(r), "workflows"), "succeeded")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    result(r), "workflows"), "pending")), 3);
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+
+	/* The retention keys, checked as the others of [workflow]. */
+	{
+		char	 path[300], out[1024], want[1024];
+		const char *argv[] = { ermd_path(), "-t", "-c", path, NULL };
+		FILE	*fp;
+
+		snprintf(path, sizeof(path), "%s/retention.conf", d.dir);
+		ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+		fputs("[workflow]\nmax_age_ms = -1\nprune_interval_ms = 1d\n",
+		    fp);
+		fclose(fp);
+		ck_assert_int_eq(run_prog(out, sizeof(out), argv), 78);
+		snprintf(want, sizeof(want), "%1$s:2: max_age_ms: '-1' must be "
+		    "an integer from 0 to 315360000000\n%1$s:3: "
+		    "prune_interval_ms: '1d' must be an integer from 0 to "
+		    "86400000\n", path);
+		ck_assert_str_eq(out, want);
+	}
+}
+END_TEST
+
 START_TEST(bad_graphs_are_refused)
 {
 	static const struct {
@@ -1110,6 +1201,7 @@ main(void)
 	tcase_add_test(tc, exec_only_for_allowed_peers);
 	tcase_add_test(tc, http_action_retries);
 	tcase_add_test(tc, limits_status_and_metrics);
+	tcase_add_test(tc, finished_workflows_are_pruned);
 	tcase_add_test(tc, bad_graphs_are_refused);
 	tcase_add_test(tc, cancel_and_pending);
 	tcase_add_test(tc, client_steps);
