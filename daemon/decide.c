@@ -69,6 +69,7 @@ static struct {
 	struct clock_timer	*flush_timer;
 	uint64_t		 flush_failures;
 	struct journal		*journal;	/* NULL: snapshots only */
+	uint64_t		 journal_retry_at;	/* when broken */
 	struct {
 		char		**names;	/* still to write */
 		size_t		  n, pos;
@@ -85,6 +86,12 @@ static struct {
 #define FLUSH_INTERVAL_MS	100
 /* Snapshots a compaction of the journal adds to each flush. */
 #define COMPACT_BATCH		2000
+/*
+ * A journal broken by a failed write (a full disk) is tried again this
+ * long after: each failure rewrites every breaker's snapshot, so not
+ * often.
+ */
+#define JOURNAL_RETRY_MS	60000
 
 /* ---- config ------------------------------------------------------------ */
 
@@ -629,6 +636,10 @@ flush_now(void)
 	json_t			*snap;
 	size_t			 bucket = 0, n = 0;
 
+	/* A broken journal is tried again now and then (journal_failed). */
+	if (dc.journal != NULL && journal_broken(dc.journal) &&
+	    clock_now_ms() >= dc.journal_retry_at)
+		(void)journal_revive(dc.journal);
 	jb = dc.journal != NULL ? journal_take(dc.journal) : NULL;
 	if (dc.dirty.n == 0 && jb == NULL)
 		return (NULL);
@@ -852,7 +863,9 @@ journal_failed(const char *msg, void *arg)
 {
 	(void)arg;
 	log_warnx("breakers: journal: %s; window counters go into the "
-	    "snapshots from now on", msg);
+	    "snapshots until it is written again (tried every %d s)", msg,
+	    JOURNAL_RETRY_MS / 1000);
+	dc.journal_retry_at = clock_now_ms() + JOURNAL_RETRY_MS;
 	/* The outcomes of the lost write are in memory: store them. */
 	breakers_foreach(dc.breakers, mark_each, NULL);
 }
@@ -1000,9 +1013,12 @@ decide_start(void)
 	if ((dc.journal = journal_open(prefix, r.max_seq, replay,
 	    journal_failed, &r, &old, err, sizeof(err))) == NULL)
 		fatalx("breakers: journal: %s", err);
-	if (journal_broken(dc.journal))
+	if (journal_broken(dc.journal)) {
 		log_warnx("breakers: journal: %s; window counters go into "
-		    "the snapshots", err);
+		    "the snapshots until it is written again (tried every "
+		    "%d s)", err, JOURNAL_RETRY_MS / 1000);
+		dc.journal_retry_at = clock_now_ms() + JOURNAL_RETRY_MS;
+	}
 	if (r.n > 0)
 		log_info("breakers: %zu restored, %zu journalled outcomes "
 		    "replayed", r.n, r.replayed);

@@ -26,6 +26,7 @@ struct journal {
 	uint64_t		 bytes;		/* in the current file */
 	unsigned		 cur;		/* the file appends go to */
 	int			 broken;
+	int			 reviving;	/* the next batch starts afresh */
 	int			 closing;
 	unsigned		 outstanding;	/* batches taken, not done */
 
@@ -46,6 +47,7 @@ struct journal_batch {
 	size_t		 len, rot;	/* rot bytes go to the old file */
 	unsigned	 open;		/* the file to start there, or 0 */
 	unsigned	 remove_upto;
+	int		 revive;	/* the first after journal_revive() */
 	int		 tried, written;
 	char		 msg[256];	/* why it was not */
 };
@@ -257,18 +259,25 @@ journal_batch_write(struct journal_batch *b)
 	if (b->tried)
 		return (b->written ? 0 : -1);
 	b->tried = 1;
-	if (j->fd == -1) {
-		errno = EBADF;
-		return (batch_fail(b, "no open file"));
+	/*
+	 * What belongs to the current file; after a revival nothing does,
+	 * and that file (a write failed in it) is left as it is.
+	 */
+	if (b->rot > 0 || b->open == 0) {
+		if (j->fd == -1) {
+			errno = EBADF;
+			return (batch_fail(b, "no open file"));
+		}
+		if (write_all(j->fd, b->buf, b->rot) == -1)
+			return (batch_fail(b, "write"));
 	}
-	if (write_all(j->fd, b->buf, b->rot) == -1)
-		return (batch_fail(b, "write"));
 	if (b->open != 0) {
-		if (fdatasync(j->fd) == -1)
+		if (b->rot > 0 && fdatasync(j->fd) == -1)
 			return (batch_fail(b, "fdatasync"));
 		if ((fd = open_file(j, b->open)) == -1)
 			return (batch_fail(b, "cannot start a new file"));
-		close(j->fd);
+		if (j->fd != -1)
+			close(j->fd);
 		j->fd = fd;
 	}
 	if (write_all(j->fd, b->buf + b->rot, b->len - b->rot) == -1)
@@ -425,6 +434,8 @@ journal_take(struct journal *j)
 	b->rot = j->rot_at == NO_ROTATION ? j->len : j->rot_at;
 	b->open = j->rot_at == NO_ROTATION ? 0 : j->cur;
 	b->remove_upto = j->remove_sent = j->remove_upto;
+	b->revive = j->reviving;
+	j->reviving = 0;
 	j->buf = NULL;
 	j->len = j->cap = 0;
 	j->rot_at = NO_ROTATION;
@@ -438,6 +449,9 @@ journal_batch_done(struct journal_batch *b)
 	struct journal	*j = b->j;
 
 	j->outstanding--;
+	if (b->written && b->revive)
+		log_info("%s.%u: the journal is written again", j->prefix,
+		    b->open);
 	if (!b->written && !j->broken) {
 		j->broken = 1;
 		free(j->buf);
@@ -465,6 +479,19 @@ journal_rotate(struct journal *j)
 	j->rot_at = j->len;
 	j->bytes = 0;
 	return (j->cur++);
+}
+
+int
+journal_revive(struct journal *j)
+{
+	if (!j->broken || j->outstanding > 0 || j->closing)
+		return (-1);
+	j->broken = 0;
+	j->reviving = 1;
+	j->rot_at = 0;		/* nothing more for the file that failed */
+	j->bytes = 0;
+	j->cur++;
+	return (0);
 }
 
 void

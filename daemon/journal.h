@@ -97,6 +97,15 @@ void		 journal_batch_done(struct journal_batch *);
  * may drop later), or 0 when a rotation is already pending.
  */
 unsigned	 journal_rotate(struct journal *);
+/*
+ * A broken journal tries again (the disk may have room now): records are
+ * taken again and the next batch writes them to a new file; the file a
+ * write failed in stays as it is (its torn tail ends it when read). If
+ * that batch fails too, the journal is broken again and on_error is
+ * called again. -1 when the journal is not broken or the batch that broke
+ * it is not done yet.
+ */
+int		 journal_revive(struct journal *);
 /* Remove the files numbered up to upto (with the next batch). */
 void		 journal_remove(struct journal *, unsigned upto);
 /*

@@ -264,6 +264,14 @@ record_n(int fd, const char *name, const char *outcome, int n)
 		    "\"outcome\":\"%s\"}}", name, outcome));
 }
 
+static off_t
+file_size(const char *path)
+{
+	struct stat	st;
+
+	return (stat(path, &st) == 0 ? st.st_size : -1);
+}
+
 /*
  * Whether journal file n exists once the store's writer has caught up
  * (it writes in the background of the reply that ran the timer): waits
@@ -380,13 +388,14 @@ END_TEST
 /*
  * A full disk breaks the journal: the daemon says so, keeps serving, and
  * the windows go into the snapshots again, which are written once space
- * returns. After kill -9 every outcome is there.
+ * returns. A minute later (daemon clock) the journal starts a new file
+ * and outcomes go there again. After kill -9 every outcome is there.
  */
 START_TEST(journal_on_a_full_disk)
 {
 	char	 path[300];
 	json_t	*r;
-	int	 fd;
+	int	 fd, i;
 
 	daemon_prepare(&d);
 	ck_assert_int_eq(mkdir(d.state, 0700), 0);
@@ -413,8 +422,22 @@ START_TEST(journal_on_a_full_disk)
 	snprintf(path, sizeof(path), "%s/filler", d.state);
 	ck_assert_int_eq(unlink(path), 0);
 	record_n(fd, "j", "success", 2);
+	/* A minute on, the next flush starts journal file 2... */
+	advance(fd, 60000);
+	record_n(fd, "j", "success", 1);
+	advance(fd, 100);
+	ck_assert(journal_exists(2, 1));
+	ck_assert_msg(daemon_log_has(&d, "ermd.db-breakers.2: the journal is "
+	    "written again", 10000), "the journal was not tried again");
+	/* ...and outcomes go there again: 4 records of 24 + 1 bytes. */
+	record_n(fd, "j", "failure", 4);
+	advance(fd, 100);
+	snprintf(path, sizeof(path), "%s/ermd.db-breakers.2", d.state);
+	for (i = 0; i < 1000 && file_size(path) != 8 + 4 * 25; i++)
+		usleep(10000);
+	ck_assert_int_eq(file_size(path), 8 + 4 * 25);
 	fd = commit_and_kill9(fd);
-	expect_window(fd, "j", 305, 300);
+	expect_window(fd, "j", 310, 304);
 	close(fd);
 	assert_serves(&d);
 	daemon_stop_unmount(&d);

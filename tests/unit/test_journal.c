@@ -362,6 +362,7 @@ START_TEST(full_disk)
 	}
 	snprintf(prefix, sizeof(prefix), "%s/ermd.db-breakers", mnt);
 	j = jopen(0, &old);
+	ck_assert_int_eq(journal_revive(j), -1);	/* not broken */
 	snprintf(path, sizeof(path), "%s/filler", mnt);
 	fp = fopen(path, "w");
 	memset(buf, 'x', sizeof(buf));
@@ -375,6 +376,40 @@ START_TEST(full_disk)
 	ck_assert_str_eq(seen.error, "write: No space left on device");
 	ck_assert(journal_broken(j));
 	ck_assert_uint_eq(journal_append(j, "s3", 2, 0, 0, 1), 0);
+
+	/* Tried again while still full: a new file cannot start. */
+	ck_assert_int_eq(journal_revive(j), 0);
+	ck_assert_uint_eq(journal_append(j, "s3", 2, 0, 0, 1), 1001);
+	flush(j);
+	ck_assert_int_eq(seen.errors, 2);
+	ck_assert_str_eq(seen.error,
+	    "cannot start a new file: No space left on device");
+	ck_assert(journal_broken(j));
+
+	/* Room again: the next file takes the records. */
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(journal_revive(j), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_uint_eq(journal_append(j, "s3", 2, 1, 0, 7),
+		    1002 + (uint64_t)i);
+	flush(j);
+	ck_assert_int_eq(seen.errors, 2);
+	ck_assert(!journal_broken(j));
+	ck_assert_int_eq(size_of(3), 8 + 3 * 26);
+	journal_close(j);
+
+	/*
+	 * Reading: file 1 up to where the disk filled, file 2 (never
+	 * written) skipped, then file 3, in seq order.
+	 */
+	j = jopen(0, &old);
+	ck_assert_uint_eq(old, 3);
+	ck_assert_int_eq(seen.n, (int)((size_of(1) - 8) / 26) + 3);
+	for (i = 0; i < 3; i++) {
+		ck_assert_uint_eq(seen.r[seen.n - 3 + i].seq, 1002 + (uint64_t)i);
+		ck_assert_int_eq(seen.r[seen.n - 3 + i].failure, 1);
+		ck_assert_uint_eq(seen.r[seen.n - 3 + i].at, 7);
+	}
 	journal_close(j);
 	ck_assert_int_eq(umount(mnt), 0);
 }
