@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "classify.h"
+#include "erm_proto.h"
 #include "names.h"
 
 #define LEN(a)	(sizeof(a) / sizeof((a)[0]))
@@ -508,6 +509,34 @@ errobj_to_json(const struct erm_errobj *eo)
 		return (NULL);
 	}
 	return (o);
+}
+
+char *
+errobj_text(const struct erm_errobj *eo)
+{
+	struct erm_buf	b = { NULL, 0, 0, 1 << 20 };
+	int		ok;
+
+	ok = erm_jw_begin(&b, NULL) == 0;
+	if (ok && (eo->have & EO_CATEGORY))
+		ok = erm_jw_str(&b, "category", category_name(eo->category)) ==
+		    0;
+	if (ok && (eo->have & EO_ERRNO))
+		ok = (eo->errno_name[0] != '\0' ? erm_jw_str(&b, "errno",
+		    eo->errno_name) : erm_jw_int(&b, "errno", eo->err_no)) == 0;
+	if (ok && (eo->have & EO_HTTP_STATUS))
+		ok = erm_jw_int(&b, "http_status", eo->http_status) == 0;
+	if (ok && (eo->have & EO_EXIT_CODE))
+		ok = erm_jw_int(&b, "exit_code", eo->exit_code) == 0;
+	if (ok && (eo->have & EO_SIGNAL))
+		ok = erm_jw_int(&b, "signal", eo->signal) == 0;
+	if (ok && (eo->have & EO_EXCEPTION))
+		ok = erm_jw_str(&b, "exception", eo->exception) == 0;
+	if (ok && (eo->have & EO_MESSAGE) && eo->message != NULL)
+		ok = erm_jw_str(&b, "message", eo->message) == 0;
+	if (ok && (eo->have & EO_RETRY_AFTER))
+		ok = erm_jw_int(&b, "retry_after_ms", eo->retry_after_ms) == 0;
+	return (erm_buf_string(&b, ok && erm_jw_end(&b) == 0));
 }
 
 /* ---- the default table of BEHAVIOUR.md section 3 ----------------------- */

@@ -140,6 +140,8 @@ int		 errobj_from_json_at(const json_t *obj, const char *prefix,
  * has one (portable across systems), else as the number.
  */
 json_t		*errobj_to_json(const struct erm_errobj *eo);
+/* The same as compact JSON text (malloc'ed; NULL when out of memory). */
+char		*errobj_text(const struct erm_errobj *eo);
 
 /* errno names <-> Linux numbers; -1 / NULL when unknown. */
 int		 errno_from_name(const char *name);

@@ -333,8 +333,10 @@ conn_send(struct conn *c, json_t *msg)
 	scratch_send(c, erm_json_write(&scratch, msg) == 0);
 }
 
-void
-conn_send_result(struct conn *c, json_t *id, json_t *result)
+/* {"id": id, "result": result} with result as a value or as its text. */
+static void
+send_result(struct conn *c, json_t *id, const json_t *result,
+    const char *text)
 {
 	int	ok;
 
@@ -344,9 +346,22 @@ conn_send_result(struct conn *c, json_t *id, json_t *result)
 	ok = erm_buf_add(&scratch, "{\"id\":", 6) == 0 &&
 	    erm_json_write(&scratch, id) == 0 &&
 	    erm_buf_add(&scratch, ",\"result\":", 10) == 0 &&
-	    erm_json_write(&scratch, result) == 0 &&
+	    (text != NULL ? erm_buf_add(&scratch, text, strlen(text)) :
+	    erm_json_write(&scratch, result)) == 0 &&
 	    erm_buf_add(&scratch, "}", 1) == 0;
 	scratch_send(c, ok);
+}
+
+void
+conn_send_result(struct conn *c, json_t *id, json_t *result)
+{
+	send_result(c, id, result, NULL);
+}
+
+void
+conn_send_result_text(struct conn *c, json_t *id, const char *result)
+{
+	send_result(c, id, NULL, result);
 }
 
 void

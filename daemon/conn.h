@@ -52,6 +52,9 @@ void		 conn_send(struct conn *, json_t *msg);
 /* Queue {"id": id, "result": result} (both borrowed) without building the
  * envelope as a value. */
 void		 conn_send_result(struct conn *, json_t *id, json_t *result);
+/* The same with the result's JSON text. */
+void		 conn_send_result_text(struct conn *, json_t *id,
+		    const char *result);
 void		 conn_send_frame(struct conn *, const uint8_t *frame, size_t len);
 /* Send an error frame with id null (data stolen), then close. */
 void		 conn_fatal(struct conn *, int code, json_t *data,

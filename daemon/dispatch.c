@@ -183,7 +183,9 @@ count(int idx, int ok, uint64_t t0)
 void
 req_finish(struct ermd_req *req, int status)
 {
-	if (status == REQ_OK) {
+	if (status == REQ_OK && req->result_text != NULL)
+		conn_send_result_text(req->conn, req->id, req->result_text);
+	else if (status == REQ_OK) {
 		if (req->result == NULL)
 			req->result = json_object();
 		conn_send_result(req->conn, req->id, req->result);
@@ -196,6 +198,7 @@ req_finish(struct ermd_req *req, int status)
 	count(req->method_index, status == REQ_OK, req->t0_ns);
 	conn_unref(req->conn);
 	json_decref(req->result);
+	free(req->result_text);
 	json_decref(req->data);
 	json_decref(req->doc);
 	free(req);

@@ -4,7 +4,9 @@
  * handler. Only the dispatcher writes replies.
  *
  * A handler returns REQ_OK with req->result set (a new reference; NULL
- * means {}), REQ_ERROR after req_fail(), or REQ_ASYNC when it keeps the
+ * means {}) or, on hot paths, req->result_text (the result's JSON text,
+ * malloc'ed; written with erm_jw_*), REQ_ERROR after req_fail(), or
+ * REQ_ASYNC when it keeps the
  * request and finishes it later with req_finish(). An async request holds a
  * reference on its connection, so a reply to a connection that has since
  * closed is dropped safely.
@@ -40,6 +42,7 @@ struct ermd_req {
 	json_t				*id;		/* borrowed from doc */
 	json_t				*params;	/* borrowed from doc */
 	json_t				*result;	/* new reference */
+	char				*result_text;	/* or this, owned */
 	uint64_t			 t0_ns;
 	int				 code;
 	char				 msg[256];

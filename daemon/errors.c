@@ -145,13 +145,21 @@ error_report_free(struct error_report *r)
 	free(r);
 }
 
-json_t *
+char *
 error_report_result(const struct error_report *r)
 {
-	return (json_pack("{s:s, s:s, s:{s:s, s:s?}, s:I}", "id", r->id,
-	    "category", category_name(r->category), "strategy", "primary",
-	    strategy_name(r->primary), "fallback", r->fallback == STRAT_NONE ?
-	    NULL : strategy_name(r->fallback), "at", (json_int_t)r->at));
+	struct erm_buf	b = { NULL, 0, 0, 4096 };
+
+	return (erm_buf_string(&b, erm_jw_begin(&b, NULL) == 0 &&
+	    erm_jw_str(&b, "id", r->id) == 0 &&
+	    erm_jw_str(&b, "category", category_name(r->category)) == 0 &&
+	    erm_jw_begin(&b, "strategy") == 0 &&
+	    erm_jw_str(&b, "primary", strategy_name(r->primary)) == 0 &&
+	    erm_jw_str(&b, "fallback", r->fallback == STRAT_NONE ? NULL :
+	    strategy_name(r->fallback)) == 0 &&
+	    erm_jw_end(&b) == 0 &&
+	    erm_jw_int(&b, "at", r->at) == 0 &&
+	    erm_jw_end(&b) == 0));
 }
 
 static int

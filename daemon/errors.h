@@ -82,8 +82,8 @@ int		 errors_submit(struct error_report *r, error_done_fn done,
  */
 int		 errors_lookup(const char *id, struct error_report *r);
 
-/* {id, category, strategy: {primary, fallback}, at} (new reference). */
-json_t		*error_report_result(const struct error_report *);
+/* {id, category, strategy: {primary, fallback}, at} as JSON text. */
+char		*error_report_result(const struct error_report *);
 
 struct error_filter {
 	int64_t		 since, until;

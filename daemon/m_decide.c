@@ -86,6 +86,42 @@ acquire_again(void *arg)
  * when the breaker says (retry_after_ms) or at the deadline, whichever is
  * first. w is the wait already in progress, or NULL on the first try.
  */
+/*
+ * The replies of the pair every protected call makes, written as text
+ * (no jansson tree per call).
+ */
+static char *
+acquired(const struct breaker_permit_info *pi)
+{
+	struct erm_buf	b = { NULL, 0, 0, 1024 };
+
+	return (erm_buf_string(&b, erm_jw_begin(&b, NULL) == 0 &&
+	    erm_jw_bool(&b, "allowed", 1) == 0 &&
+	    erm_jw_str(&b, "permit", pi->permit) == 0 &&
+	    erm_jw_str(&b, "state", breaker_state_name(pi->state)) == 0 &&
+	    erm_jw_end(&b) == 0));
+}
+
+static char *
+recorded(const struct breaker_record_result *res)
+{
+	struct erm_buf	b = { NULL, 0, 0, 256 };
+
+	return (erm_buf_string(&b, erm_jw_begin(&b, NULL) == 0 &&
+	    erm_jw_str(&b, "state", breaker_state_name(res->state)) == 0 &&
+	    erm_jw_bool(&b, "recorded", res->recorded) == 0 &&
+	    erm_jw_end(&b) == 0));
+}
+
+static int
+reply_text(struct ermd_req *req, char *text)
+{
+	if ((req->result_text = text) == NULL)
+		return (req_fail(req, ERM_INTERNAL_ERROR, NULL,
+		    "out of memory"));
+	return (REQ_OK);
+}
+
 static int
 acquire_try(struct ermd_req *req, const char *name, uint64_t deadline,
     struct acquire_wait *w)
@@ -119,9 +155,7 @@ acquire_try(struct ermd_req *req, const char *name, uint64_t deadline,
 	if (rc != 0)
 		st = breaker_fail(req, rc, name, &pi);
 	else {
-		req->result = json_pack("{s:b, s:s, s:s}", "allowed", 1,
-		    "permit", pi.permit, "state", breaker_state_name(pi.state));
-		st = REQ_OK;
+		st = reply_text(req, acquired(&pi));
 	}
 	if (w != NULL) {
 		/* A later try: the wait ends here, whatever the outcome. */
@@ -225,9 +259,7 @@ m_breaker_record(struct ermd_req *req)
 	errobj_clear(&eo);
 	if (rc != 0)
 		return (breaker_fail(req, rc, name, NULL));
-	req->result = json_pack("{s:s, s:b}", "state",
-	    breaker_state_name(res.state), "recorded", res.recorded);
-	return (decide_reply(req, REQ_OK));
+	return (decide_reply(req, reply_text(req, recorded(&res))));
 }
 
 int

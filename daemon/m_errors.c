@@ -35,7 +35,7 @@ reported(struct error_report *r, void *arg, const struct store_result *res)
 		req_finish(req, REQ_ERROR);
 		return;
 	}
-	if ((req->result = error_report_result(r)) == NULL) {
+	if ((req->result_text = error_report_result(r)) == NULL) {
 		req_fail(req, ERM_INTERNAL_ERROR, NULL, "out of memory");
 		req_finish(req, REQ_ERROR);
 		return;
@@ -61,7 +61,7 @@ m_error_report(struct ermd_req *req)
 	struct classify_result	 cr;
 	struct error_report	*r = NULL, found;
 	const char		*op, *id, *path;
-	json_t			*ctx, *ej;
+	json_t			*ctx;
 	char			 lid[UUID_STRLEN + 1];
 	int			 sev, rc;
 	size_t			 i;
@@ -104,7 +104,10 @@ m_error_report(struct ermd_req *req)
 		}
 		if (rc == 1) {
 			errobj_clear(&eo);
-			req->result = error_report_result(&found);
+			if ((req->result_text = error_report_result(
+			    &found)) == NULL)
+				return (req_fail(req, ERM_INTERNAL_ERROR, NULL,
+				    "out of memory"));
 			return (REQ_OK);
 		}
 	}
@@ -127,10 +130,7 @@ m_error_report(struct ermd_req *req)
 		    ERROR_CONTEXT_MAX);
 		return (req_param_fail(req, &e));
 	}
-	ej = errobj_to_json(&eo);
-	r->error = ej != NULL ? erm_json_text(ej, 1 << 20) : NULL;
-	json_decref(ej);
-	if (r->error == NULL)
+	if ((r->error = errobj_text(&eo)) == NULL)
 		goto oom;
 	errobj_clear(&eo);
 	if (errors_submit(r, reported, req) == -1)

@@ -114,6 +114,12 @@ struct erm_buf {
 
 int		 erm_buf_add(struct erm_buf *, const void *, size_t);
 void		 erm_buf_free(struct erm_buf *);
+/*
+ * When ok, the bytes as a NUL-terminated string the caller frees (the
+ * buffer gives it up); else, or when the NUL does not fit, the buffer is
+ * freed and the result is NULL.
+ */
+char		*erm_buf_string(struct erm_buf *, int ok);
 
 /*
  * Append the compact JSON text of v (the same text as jansson's
@@ -128,6 +134,21 @@ int		 erm_json_write(struct erm_buf *, const json_t *v);
  * NULL when v is NULL, cannot be written, or is longer than max bytes.
  */
 char		*erm_json_text(const json_t *v, size_t max);
+
+/*
+ * An object written straight into a buffer, member by member, for the
+ * replies and rows of hot paths that would otherwise build a jansson tree
+ * only to serialise it. erm_jw_begin opens an object (as member key, or
+ * at the top with key NULL), erm_jw_end closes it; each member adds the
+ * comma it needs. Strings must be valid UTF-8 (they are escaped as
+ * erm_json_write does); a NULL string is written as null. Each returns 0,
+ * or -1 when the buffer reached its ceiling (the text is then incomplete).
+ */
+int		 erm_jw_begin(struct erm_buf *, const char *key);
+int		 erm_jw_end(struct erm_buf *);
+int		 erm_jw_str(struct erm_buf *, const char *key, const char *s);
+int		 erm_jw_int(struct erm_buf *, const char *key, int64_t v);
+int		 erm_jw_bool(struct erm_buf *, const char *key, int v);
 
 /*
  * Parse text that ermd itself wrote (a stored column): NULL for NULL or for

@@ -221,16 +221,26 @@ put_value(struct erm_buf *b, const json_t *v, int depth)
 }
 
 char *
+erm_buf_string(struct erm_buf *b, int ok)
+{
+	char	*s;
+
+	if (!ok || erm_buf_add(b, "", 1) == -1) {
+		erm_buf_free(b);
+		return (NULL);
+	}
+	s = (char *)b->p;
+	b->p = NULL;
+	b->len = b->cap = 0;
+	return (s);
+}
+
+char *
 erm_json_text(const json_t *v, size_t max)
 {
 	struct erm_buf	b = { NULL, 0, 0, max + 1 };
 
-	if (v == NULL || erm_json_write(&b, v) == -1 ||
-	    erm_buf_add(&b, "", 1) == -1) {
-		erm_buf_free(&b);
-		return (NULL);
-	}
-	return ((char *)b.p);
+	return (erm_buf_string(&b, v != NULL && erm_json_write(&b, v) == 0));
 }
 
 int
@@ -243,4 +253,64 @@ erm_json_write(struct erm_buf *b, const json_t *v)
 		return (-1);
 	}
 	return (0);
+}
+
+/* ---- objects written member by member ----------------------------------- */
+
+/* The comma before a member, unless it is the first of its object. */
+static int
+jw_key(struct erm_buf *b, const char *key)
+{
+	if (b->len > 0 && b->p[b->len - 1] != '{' &&
+	    erm_buf_add(b, ",", 1) == -1)
+		return (-1);
+	if (key == NULL)
+		return (0);
+	if (put_string(b, key, strlen(key)) == -1)
+		return (-1);
+	return (erm_buf_add(b, ":", 1));
+}
+
+int
+erm_jw_begin(struct erm_buf *b, const char *key)
+{
+	if (key != NULL && jw_key(b, key) == -1)
+		return (-1);
+	return (erm_buf_add(b, "{", 1));
+}
+
+int
+erm_jw_end(struct erm_buf *b)
+{
+	return (erm_buf_add(b, "}", 1));
+}
+
+int
+erm_jw_str(struct erm_buf *b, const char *key, const char *s)
+{
+	if (jw_key(b, key) == -1)
+		return (-1);
+	if (s == NULL)
+		return (erm_buf_add(b, "null", 4));
+	return (put_string(b, s, strlen(s)));
+}
+
+int
+erm_jw_int(struct erm_buf *b, const char *key, int64_t v)
+{
+	char	tmp[24];
+	int	n;
+
+	if (jw_key(b, key) == -1)
+		return (-1);
+	n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+	return (erm_buf_add(b, tmp, (size_t)n));
+}
+
+int
+erm_jw_bool(struct erm_buf *b, const char *key, int v)
+{
+	if (jw_key(b, key) == -1)
+		return (-1);
+	return (v ? erm_buf_add(b, "true", 4) : erm_buf_add(b, "false", 5));
 }

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "classify.h"
+#include "erm_proto.h"
 #include "retry.h"
 
 #define LEN(a)	(sizeof(a) / sizeof((a)[0]))
@@ -192,6 +193,21 @@ END_TEST
 
 /* ---- error objects ------------------------------------------------------ */
 
+/* errobj_text writes what errobj_to_json builds, member for member. */
+static void
+text_as_json(const struct erm_errobj *eo)
+{
+	json_t	*v = errobj_to_json(eo);
+	char	*want = erm_json_text(v, 1 << 20), *got = errobj_text(eo);
+
+	ck_assert_ptr_nonnull(want);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got, want);
+	free(want);
+	free(got);
+	json_decref(v);
+}
+
 START_TEST(test_errobj_full)
 {
 	json_t			*o, *back;
@@ -219,9 +235,20 @@ START_TEST(test_errobj_full)
 	back = errobj_to_json(&eo);
 	ck_assert_msg(json_equal(o, back), "round trip differs");
 	json_decref(back);
+	text_as_json(&eo);
 	errobj_clear(&eo);
 	ck_assert_ptr_null(eo.message);
 	json_decref(o);
+
+	/* Escapes in the text; nothing at all. */
+	o = json_pack("{s:s, s:s}", "message", "a \"quoted\"\nline\\",
+	    "exception", "E\t1");
+	ck_assert_int_eq(errobj_from_json(o, &eo, 0, &pe), 0);
+	text_as_json(&eo);
+	errobj_clear(&eo);
+	json_decref(o);
+	errobj_init(&eo);
+	text_as_json(&eo);
 }
 END_TEST
 
@@ -248,6 +275,7 @@ START_TEST(test_errobj_errno_forms)
 	ck_assert_int_eq(errobj_from_json(o, &eo, 0, &pe), 0);
 	ck_assert_int_eq(eo.err_no, 4000);
 	ck_assert_str_eq(eo.errno_name, "");
+	text_as_json(&eo);
 	back = errobj_to_json(&eo);
 	ck_assert_int_eq(json_integer_value(json_object_get(back, "errno")),
 	    4000);

@@ -1,6 +1,7 @@
 /* The compact JSON writer: the same text as jansson's dumper, bounded. */
 
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,54 @@ START_TEST(random_trees)
 }
 END_TEST
 
+/*
+ * Objects written member by member: the text jansson gives for the same
+ * object (members in the order written), escapes and nesting included,
+ * and -1 at the buffer's ceiling.
+ */
+START_TEST(member_writer)
+{
+	struct erm_buf	 b = { NULL, 0, 0, 1 << 20 };
+	json_t		*want;
+	char		*text, *wt;
+
+	ck_assert_int_eq(erm_jw_begin(&b, NULL), 0);
+	ck_assert_int_eq(erm_jw_str(&b, "id", "q\"b\\s\n\x01\xc3\xa9"), 0);
+	ck_assert_int_eq(erm_jw_begin(&b, "strategy"), 0);
+	ck_assert_int_eq(erm_jw_end(&b), 0);
+	ck_assert_int_eq(erm_jw_begin(&b, "in"), 0);
+	ck_assert_int_eq(erm_jw_str(&b, "none", NULL), 0);
+	ck_assert_int_eq(erm_jw_bool(&b, "t", 1), 0);
+	ck_assert_int_eq(erm_jw_bool(&b, "f", 0), 0);
+	ck_assert_int_eq(erm_jw_end(&b), 0);
+	ck_assert_int_eq(erm_jw_int(&b, "min", INT64_MIN), 0);
+	ck_assert_int_eq(erm_jw_int(&b, "max", INT64_MAX), 0);
+	ck_assert_int_eq(erm_jw_str(&b, "\t", ""), 0);
+	ck_assert_int_eq(erm_jw_end(&b), 0);
+	ck_assert_ptr_nonnull(text = erm_buf_string(&b, 1));
+	ck_assert_ptr_null(b.p);		/* given up to text */
+	ck_assert_uint_eq(b.len, 0);
+	want = json_pack("{s:s, s:{}, s:{s:n, s:b, s:b}, s:I, s:I, s:s}",
+	    "id", "q\"b\\s\n\x01\xc3\xa9", "strategy", "in", "none", "t", 1,
+	    "f", 0, "min", (json_int_t)INT64_MIN, "max", (json_int_t)INT64_MAX,
+	    "\t", "");
+	ck_assert_ptr_nonnull(want);
+	wt = json_dumps(want, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	ck_assert_str_eq(text, wt);
+	free(wt);
+	free(text);
+	json_decref(want);
+
+	/* The ceiling: a member that does not fit fails; no string. */
+	b.max = 8;
+	ck_assert_int_eq(erm_jw_begin(&b, NULL), 0);
+	ck_assert_int_eq(erm_jw_str(&b, "k", "v"), 0);	/* {"k":"v" */
+	ck_assert_int_eq(erm_jw_str(&b, "k", "v"), -1);
+	ck_assert_ptr_null(erm_buf_string(&b, 0));
+	ck_assert_ptr_null(b.p);
+}
+END_TEST
+
 START_TEST(limits_and_refusals)
 {
 	struct erm_buf	 b = { NULL, 0, 0, 10 };
@@ -151,6 +200,7 @@ main(void)
 	tcase_add_test(tc, table_of_values);
 	tcase_add_test(tc, random_trees);
 	tcase_add_test(tc, limits_and_refusals);
+	tcase_add_test(tc, member_writer);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
