@@ -28,6 +28,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "opts.h"
+#include "periodic.h"
 #include "report.h"
 #include "store.h"
 #include "worker.h"
@@ -101,8 +102,7 @@ static struct {
 	uint64_t		 count;		/* records */
 	uint64_t		 bytes;		/* stored object bytes */
 	struct metric		*created;
-	struct clock_timer	*prune_timer;
-	int64_t			 prune_every;	/* the timer's period */
+	struct periodic		 prune;		/* the scheduled prune */
 } bk = { .objfd = -1, .tmpfd = -1, .trashfd = -1, .corruptfd = -1,
     .intentfd = -1 };
 
@@ -2371,21 +2371,6 @@ backup_check(const char *section, const char *key, const char *value,
 	    errsz));
 }
 
-static void	prune_tick(void *);
-
-static void
-arm_prune(void)
-{
-	if (bk.prune_timer == NULL)
-		return;
-	if (set.prune_interval_ms > 0)
-		clock_timer_after(bk.prune_timer,
-		    (uint64_t)set.prune_interval_ms);
-	else
-		clock_timer_cancel(bk.prune_timer);
-	bk.prune_every = set.prune_interval_ms;
-}
-
 static void
 backup_apply(const struct config *cfg)
 {
@@ -2393,8 +2378,7 @@ backup_apply(const struct config *cfg)
 	opts_from_config(backup_opts, &set, cfg, "backup");
 	if (!bk.running)
 		return;
-	if (set.prune_interval_ms != bk.prune_every)
-		arm_prune();
+	periodic_every(&bk.prune, set.prune_interval_ms);
 	if (!bk.applied) {
 		bk.applied = 1;
 		clean_restores();
@@ -2421,23 +2405,24 @@ prune_done(void *arg, json_t *result, const struct backup_err *e)
 	(void)result;
 	if (e != NULL)
 		log_warnx("scheduled prune: %s", e->msg);
+	periodic_done(&bk.prune, 0);
 }
 
 static void
-prune_tick(void *arg)
+prune_start(struct periodic *p)
 {
 	struct backup_prune	rules = { 1, 0, -1, NULL };
 	struct peer		self;
 
-	(void)arg;
 	memset(&self, 0, sizeof(self));
 	self.uid = geteuid();
 	self.gid = getegid();
 	self.pid = getpid();
 	self.admin = 1;
-	if (backup_prune_async(&rules, &self, prune_done, NULL) == -1)
+	if (backup_prune_async(&rules, &self, prune_done, NULL) == -1) {
 		log_warnx("scheduled prune: cannot start");
-	arm_prune();
+		periodic_done(p, 0);
+	}
 }
 
 static double
@@ -2520,11 +2505,11 @@ backup_start(struct event_base *base, const char *state_dir)
 	metrics_gauge_fn("ermd_backup_bytes", "Bytes held by the backup "
 	    "store (each distinct content once).", read_bytes);
 	report_register(&rep);
-	if ((bk.prune_timer = clock_timer_new(prune_tick, NULL)) == NULL)
+	if (periodic_start(&bk.prune, prune_start,
+	    set.prune_interval_ms) == -1)
 		fatalx("%s: out of memory", __func__);
 	bk.running = 1;
 	bk.applied = 0;
-	arm_prune();
 }
 
 void
@@ -2533,7 +2518,6 @@ backup_stop(void)
 	if (!bk.running)
 		return;
 	bk.running = 0;
-	clock_timer_free(bk.prune_timer);
-	bk.prune_timer = NULL;
+	periodic_stop(&bk.prune);
 	roots_clear();
 }

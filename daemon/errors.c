@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "opts.h"
+#include "periodic.h"
 #include "report.h"
 #include "store.h"
 
@@ -55,10 +56,7 @@ static struct {
 	struct htab		 pending;	/* reports being written, by id */
 	uint64_t		 total[CAT_COUNT];
 	struct metric		*m_total[CAT_COUNT];
-	struct clock_timer	*prune_timer;
-	int64_t			 prune_every;
-	int			 pruning;
-	int			 running;
+	struct periodic		 prune;
 	void			(*on_stored)(const struct error_report *);
 } er;
 
@@ -75,25 +73,11 @@ errors_check(const char *section, const char *key, const char *value,
 }
 
 static void
-arm_prune(void)
-{
-	if (er.prune_timer == NULL)
-		return;
-	if (er.set.prune_interval_ms > 0)
-		clock_timer_after(er.prune_timer,
-		    (uint64_t)er.set.prune_interval_ms);
-	else
-		clock_timer_cancel(er.prune_timer);
-	er.prune_every = er.set.prune_interval_ms;
-}
-
-static void
 errors_apply(const struct config *cfg)
 {
 	er.set = errors_defaults;
 	opts_from_config(errors_opts, &er.set, cfg, "errors");
-	if (er.running && er.set.prune_interval_ms != er.prune_every)
-		arm_prune();
+	periodic_every(&er.prune, er.set.prune_interval_ms);
 }
 
 void
@@ -672,40 +656,32 @@ prune_done(void *arg, const struct store_result *res)
 {
 	struct prune_job	*p = arg;
 
-	er.pruning = 0;
 	if (!res->ok)
 		log_warnx("errors: prune: %s", res->msg);
 	else if (p->removed > 0)
 		log_debug("errors: pruned %lld", (long long)p->removed);
 	/* A full batch means more is due: go on at once, a batch a job. */
-	if (res->ok && (p->removed == PRUNE_BATCH ||
-	    p->alerts_removed == PRUNE_BATCH ||
-	    p->ops_removed == PRUNE_BATCH) && er.running &&
-	    er.prune_timer != NULL)
-		clock_timer_after(er.prune_timer, 0);
+	periodic_done(&er.prune, res->ok && (p->removed == PRUNE_BATCH ||
+	    p->alerts_removed == PRUNE_BATCH || p->ops_removed == PRUNE_BATCH));
 	free(p);
 }
 
 static void
-prune_tick(void *arg)
+prune_start(struct periodic *pr)
 {
 	struct prune_job	*p;
 	int64_t			 now = (int64_t)clock_now_ms();
 
-	(void)arg;
-	if (er.set.prune_interval_ms > 0)
-		clock_timer_after(er.prune_timer,
-		    (uint64_t)er.set.prune_interval_ms);
-	if (er.pruning || (er.set.max_age_ms == 0 && er.set.max_rows == 0))
+	if ((er.set.max_age_ms == 0 && er.set.max_rows == 0) ||
+	    (p = calloc(1, sizeof(*p))) == NULL) {
+		periodic_done(pr, 0);
 		return;
-	if ((p = calloc(1, sizeof(*p))) == NULL)
-		return;
+	}
 	p->before = er.set.max_age_ms > 0 ? now - er.set.max_age_ms : 0;
 	p->max_rows = er.set.max_rows;
-	er.pruning = 1;
 	if (store_submit(prune_run, prune_done, p) == -1) {
-		er.pruning = 0;
 		free(p);
+		periodic_done(pr, 0);
 	}
 }
 
@@ -766,19 +742,14 @@ errors_start(void)
 		metric_add(er.m_total[i], (double)er.total[i]);
 	}
 	report_register(&reporter);
-	if ((er.prune_timer = clock_timer_new(prune_tick, NULL)) == NULL)
+	if (periodic_start(&er.prune, prune_start,
+	    er.set.prune_interval_ms) == -1)
 		fatalx("errors: out of memory");
-	er.running = 1;
-	arm_prune();
 }
 
 void
 errors_stop(void)
 {
-	er.running = 0;
-	if (er.prune_timer != NULL) {
-		clock_timer_free(er.prune_timer);
-		er.prune_timer = NULL;
-	}
+	periodic_stop(&er.prune);
 	/* Pending reports are freed by their completions (store_close). */
 }

@@ -38,6 +38,7 @@
 #include "metrics.h"
 #include "names.h"
 #include "opts.h"
+#include "periodic.h"
 #include "report.h"
 #include "store.h"
 #include "wf_exec.h"
@@ -2117,11 +2118,7 @@ wf_check(const char *section, const char *key, const char *value, char *err,
  * drops closed workflows after the namespace's retention period. A batch
  * a job; a full batch goes on at once. Unfinished ones are never pruned.
  */
-static struct {
-	struct clock_timer	*timer;
-	int64_t			 every;
-	int			 running;
-} prune;
+static struct periodic	prune;
 
 struct prune_job {
 	int64_t	before;
@@ -2157,48 +2154,28 @@ prune_done(void *arg, const struct store_result *res)
 {
 	struct prune_job	*p = arg;
 
-	prune.running = 0;
 	if (!res->ok)
 		log_warnx("workflow: prune: %s", res->msg);
 	else if (p->removed > 0)
 		log_debug("workflow: pruned %lld", (long long)p->removed);
-	if (res->ok && p->removed == WF_PRUNE_BATCH && W.started &&
-	    prune.timer != NULL)
-		clock_timer_after(prune.timer, 0);
+	periodic_done(&prune, res->ok && p->removed == WF_PRUNE_BATCH);
 	free(p);
 }
 
 static void
-prune_tick(void *arg)
+prune_start(struct periodic *pr)
 {
 	struct prune_job	*p;
 
-	(void)arg;
-	if (wf_set.prune_interval_ms > 0)
-		clock_timer_after(prune.timer,
-		    (uint64_t)wf_set.prune_interval_ms);
-	if (prune.running || wf_set.max_age_ms == 0 ||
-	    (p = calloc(1, sizeof(*p))) == NULL)
+	if (wf_set.max_age_ms == 0 || (p = calloc(1, sizeof(*p))) == NULL) {
+		periodic_done(pr, 0);
 		return;
-	p->before = (int64_t)clock_now_ms() - wf_set.max_age_ms;
-	prune.running = 1;
-	if (store_submit(prune_run, prune_done, p) == -1) {
-		prune.running = 0;
-		free(p);
 	}
-}
-
-static void
-arm_prune(void)
-{
-	if (prune.timer == NULL)
-		return;
-	if (wf_set.prune_interval_ms > 0)
-		clock_timer_after(prune.timer,
-		    (uint64_t)wf_set.prune_interval_ms);
-	else
-		clock_timer_cancel(prune.timer);
-	prune.every = wf_set.prune_interval_ms;
+	p->before = (int64_t)clock_now_ms() - wf_set.max_age_ms;
+	if (store_submit(prune_run, prune_done, p) == -1) {
+		free(p);
+		periodic_done(pr, 0);
+	}
 }
 
 static void
@@ -2212,8 +2189,7 @@ wf_apply(const struct config *cfg)
 	wf_set.max_age_ms = WF_MAX_AGE_DEFAULT;
 	wf_set.prune_interval_ms = WF_PRUNE_EVERY_DEFAULT;
 	opts_from_config(wf_opts, &wf_set, cfg, "workflow");
-	if (wf_set.prune_interval_ms != prune.every)
-		arm_prune();
+	periodic_every(&prune, wf_set.prune_interval_ms);
 	free(wf_set.exec_gids);
 	wf_set.exec_gids = NULL;
 	wf_set.nexec_gids = 0;
@@ -2323,9 +2299,9 @@ workflow_start(void)
 		metrics_collector("ermd_workflows", "Stored workflows by "
 		    "state.", METRIC_GAUGE, ls, collect_states);
 	}
-	if ((prune.timer = clock_timer_new(prune_tick, NULL)) == NULL)
+	if (periodic_start(&prune, prune_start,
+	    wf_set.prune_interval_ms) == -1)
 		fatalx("workflow: out of memory");
-	arm_prune();
 	W.started = 1;
 	/* After the config (and its roots) come into force. */
 	if (event_base_once(ermd.base, -1, EV_TIMEOUT, resume_all, NULL,
@@ -2344,8 +2320,7 @@ workflow_stop(void)
 	 * store and follow the restart rules next time.
 	 */
 	W.started = 0;
-	clock_timer_free(prune.timer);
-	prune.timer = NULL;
+	periodic_stop(&prune);
 	for (wf = W.head; wf != NULL; wf = wf->next)
 		for (i = 0; i < wf->nsteps; i++)
 			if (wf->steps[i].act != NULL &&

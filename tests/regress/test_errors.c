@@ -418,7 +418,10 @@ START_TEST(retention_on_the_daemon_clock)
 	    "\"params\":{\"ms\":61000}}"));
 	/*
 	 * One prune job runs at a time: the ticks inside that long advance
-	 * found the first still running. The next tick prunes by age.
+	 * found the first (of the first tick's time) still going, so one
+	 * more runs once it is done; the next advance starts it, with the
+	 * cutoff of the end of the long one. A report after that commits
+	 * after it.
 	 */
 	json_decref(report(fd, "{\"operation\":\"z\",\"errno\":5}"));
 	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
@@ -763,7 +766,7 @@ START_TEST(finished_ops_pruned_with_the_errors)
 
 	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
 	    "\"params\":{\"ms\":61000}}"));
-	/* As above: the next tick prunes by age; a report commits after. */
+	/* As above: the run kept for the end of the first prunes by age. */
 	json_decref(report(fd, "{\"operation\":\"z\",\"errno\":5}"));
 	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
 	    "\"params\":{\"ms\":1000}}"));

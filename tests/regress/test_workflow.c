@@ -823,7 +823,9 @@ START_TEST(finished_workflows_are_pruned)
 	    "\"params\":{\"ms\":31000}}"));
 	/*
 	 * One prune job at a time: the ticks inside the long advance found
-	 * the first still running. A create commits after the next one.
+	 * the first (of the first tick's time) still going, so one more runs
+	 * once it is done; the next advance starts it, with the cutoff of
+	 * the end of the long one. A create after that commits after it.
 	 */
 	create(fd, "{\"name\":\"b1\",\"run\":false,\"steps\":[{\"name\":"
 	    "\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]}");

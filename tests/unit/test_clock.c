@@ -1,4 +1,7 @@
-/* The daemon clock: manual time, timer order, re-arming, real mode. */
+/*
+ * The daemon clock: manual time, timer order, re-arming, real mode; and
+ * periodic work on it.
+ */
 
 #include <check.h>
 #include <stdint.h>
@@ -7,6 +10,7 @@
 #include <event2/event.h>
 
 #include "clock.h"
+#include "periodic.h"
 
 static char	order[32];
 static int	norder;
@@ -218,6 +222,70 @@ START_TEST(manual_due_now_fires_from_the_loop)
 }
 END_TEST
 
+/* periodic: runs that end at once unless told to stay busy. */
+static int	runs, stay_busy;
+
+static void
+count_run(struct periodic *p)
+{
+	seen_at[runs++ % 32] = clock_now_ms();
+	if (!stay_busy)
+		periodic_done(p, 0);
+}
+
+START_TEST(periodic_runs)
+{
+	struct periodic	p;
+	uint64_t	t0;
+
+	runs = stay_busy = 0;
+	clock_init(NULL, 1);
+	t0 = clock_now_ms();
+	ck_assert_int_eq(periodic_start(&p, count_run, 100), 0);
+	clock_advance(250);
+	ck_assert_int_eq(runs, 2);
+	ck_assert_uint_eq(seen_at[1], t0 + 200);
+
+	/*
+	 * A run still going: the ticks meanwhile make one run, as soon as
+	 * it is done. A run done with more to do: another at once.
+	 */
+	stay_busy = 1;
+	clock_advance(50);			/* t0 + 300 */
+	ck_assert_int_eq(runs, 3);
+	clock_advance(300);
+	ck_assert_int_eq(runs, 3);
+	periodic_done(&p, 0);
+	clock_advance(0);
+	ck_assert_int_eq(runs, 4);		/* still busy */
+	ck_assert_uint_eq(seen_at[3], t0 + 600);
+	stay_busy = 0;
+	periodic_done(&p, 1);
+	clock_advance(0);
+	ck_assert_int_eq(runs, 5);
+	clock_advance(99);
+	ck_assert_int_eq(runs, 5);
+	clock_advance(1);			/* the tick's own pace */
+	ck_assert_int_eq(runs, 6);
+	ck_assert_uint_eq(seen_at[5], t0 + 700);
+
+	/* A new interval counts from now; 0 stops; so does stop. */
+	periodic_every(&p, 0);
+	clock_advance(10000);
+	ck_assert_int_eq(runs, 6);
+	periodic_every(&p, 30);
+	clock_advance(30);
+	ck_assert_int_eq(runs, 7);
+	periodic_stop(&p);
+	clock_advance(10000);
+	ck_assert_int_eq(runs, 7);
+	periodic_done(&p, 1);			/* a late end: harmless */
+	clock_advance(10000);
+	ck_assert_int_eq(runs, 7);
+	clock_shutdown();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -233,6 +301,7 @@ main(void)
 	tcase_add_test(tc, many_timers_heap);
 	tcase_add_test(tc, real_mode_fires_from_the_loop);
 	tcase_add_test(tc, manual_due_now_fires_from_the_loop);
+	tcase_add_test(tc, periodic_runs);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
