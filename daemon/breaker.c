@@ -1189,7 +1189,7 @@ breaker_record(struct breakers *reg, const char *name, const char *permit,
 	struct hnode		*n;
 	struct permit		*p = NULL;
 	enum breaker_outcome	 outcome = call->outcome;
-	uint64_t		 now = clock_now_ms();
+	uint64_t		 now = clock_now_ms(), gen;
 	int			 rc, trial, failure = 0, slow = 0;
 	int			 window_only = 0;
 
@@ -1205,17 +1205,21 @@ breaker_record(struct breakers *reg, const char *name, const char *permit,
 		b = p->b;
 	else if ((b = get_or_create(reg, name, &rc)) == NULL)
 		return (rc);
+	/*
+	 * poll_breaker ends the permit if its lease ran out or the state
+	 * changes (every permit of the old generation ends): then it is no
+	 * outstanding lease any more.
+	 */
+	gen = b->generation;
+	if (p != NULL && p->issued + (uint64_t)b->cfg.permit_ttl_ms <= now)
+		p = NULL;
 	poll_breaker(b, now);
+	if (b->generation != gen)
+		p = NULL;
 	b->last_call = now;
 
 	if (permit != NULL) {
-		/*
-		 * poll_breaker may have changed the state, which ends every
-		 * permit of the old generation: look again.
-		 */
-		n = htab_find(&reg->permits, permit, strlen(permit));
-		p = n != NULL ? HTAB_ENTRY(n, struct permit, node) : NULL;
-		if (p == NULL || p->b != b)
+		if (p == NULL)
 			goto out;		/* not an outstanding lease */
 		trial = p->trial;
 		permit_free(p);
