@@ -298,13 +298,9 @@ erm_jw_str(struct erm_buf *b, const char *key, const char *s)
 int
 erm_jw_int(struct erm_buf *b, const char *key, int64_t v)
 {
-	char	tmp[24];
-	int	n;
-
 	if (jw_key(b, key) == -1)
 		return (-1);
-	n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
-	return (erm_buf_add(b, tmp, (size_t)n));
+	return (put_int(b, (json_int_t)v));
 }
 
 int
