@@ -153,6 +153,13 @@ backlog() {
 	    sed -n 's/.*"outbox_backlog":\([0-9]*\).*/\1/p'
 }
 
+# The rows of erm_errors waiting (the outbox also holds the alert that
+# the paused forwarding raised).
+errors_backlog() {
+	"$ERMCTL" --socket "$dir/ermd.sock" --json status | "$PY" -c \
+	    'import json, sys; print(json.load(sys.stdin)["forward"]["backlog"]["errors"])'
+}
+
 # ermd: queue the rows while forwarding is paused (a wrong key: 401), then
 # give it the key and reload; time until the outbox is empty.
 admin POST /_test/reset '{"truncate":true}' >/dev/null
@@ -162,7 +169,7 @@ start_ermd "[store]\ndurability = normal\n[supabase]\nurl = $url\nkey_file = $di
 secs=$(echo "$FWD_ROWS" | awk '{ printf "%.1f", $1 / 8000 + 0.5 }')
 line=$("$LOADGEN" -p erm -s "$dir/ermd.sock" -c 16 -P 1 -d "$secs" -w 0 \
     -m "$REPORT" 2>>"$dir/ermd.log")
-rows=$(backlog)
+rows=$(errors_backlog)
 printf 'sb_secret_bench\n' > "$dir/key"
 t0=$(now_ms)
 "$ERMCTL" --socket "$dir/ermd.sock" config reload >/dev/null
