@@ -627,6 +627,7 @@ struct wrec {
 	int		 has_wf;
 	char		*name, *spec, *peer, *error;
 	const char	*state;
+	enum wf_state	 wf_state;	/* state, when has_wf */
 	int64_t		 created, started, finished, exec_allowed;
 	struct srec	*steps;
 	size_t		 n, cap;
@@ -642,6 +643,12 @@ static struct {
 	int		 started;
 	struct metric_family *fam;
 	uint64_t	 transitions;
+	/*
+	 * Rows of the workflows table by state, kept as the commits that
+	 * change them complete (and the prunes), so that metrics and status
+	 * need no scan of a table that holds days of workflows.
+	 */
+	int64_t		 stored[WF_NSTATES];
 } W;
 
 /* What an action's callback gets: the step it belongs to. */
@@ -682,6 +689,7 @@ rec_wf(struct wrec *r)
 	struct workflow	*wf = r->wf;
 
 	r->has_wf = 1;
+	r->wf_state = wf->state;
 	r->state = wf_state_name(wf->state);
 	r->started = (int64_t)wf->started_at;
 	r->finished = (int64_t)wf->finished_at;
@@ -783,6 +791,13 @@ rec_done(void *arg, const struct store_result *res)
 	if (!res->ok)
 		log_warnx("workflow %s: cannot record a transition: %s",
 		    r->id, res->msg);
+	else if (r->has_wf) {
+		if (wf->stored)
+			W.stored[wf->stored_state]--;
+		W.stored[r->wf_state]++;
+		wf->stored = 1;
+		wf->stored_state = r->wf_state;
+	}
 	if (r->cb != NULL)
 		r->cb(r->cbarg, res->ok, res->msg);
 	if (!W.started) {
@@ -1687,6 +1702,8 @@ load_wf_row(const struct store_row *row, void *arg)
 	snprintf(wf->id, sizeof(wf->id), "%s", store_row_text(row, 0));
 	wf->name = strdup(store_row_text(row, 1));
 	wf->state = wf_state_from_name(store_row_text(row, 2));
+	wf->stored = 1;
+	wf->stored_state = wf->state;
 	wf->spec = json_loads(store_row_text(row, 3), 0, &je);
 	wf->created_at = (uint64_t)store_row_int(row, 4);
 	wf->started_at = (uint64_t)store_row_int(row, 5);
@@ -2123,6 +2140,7 @@ static struct periodic	prune;
 struct prune_job {
 	int64_t	before;
 	int64_t	removed;
+	int64_t	by_state[WF_NSTATES];	/* of removed */
 };
 
 #define OLD_WORKFLOWS	"SELECT id FROM workflows WHERE finished_at > 0 " \
@@ -2131,12 +2149,29 @@ struct prune_job {
 			"ORDER BY finished_at, id LIMIT ?2"
 
 static int
+pruned_row(const struct store_row *row, void *arg)
+{
+	struct prune_job	*p = arg;
+	int			 st = wf_state_from_name(store_row_text(row, 0));
+
+	if (st >= 0)
+		p->by_state[st] = store_row_int(row, 1);
+	return (0);
+}
+
+static int
 prune_run(struct store_tx *tx, void *arg)
 {
 	struct prune_job	*p = arg;
 	int64_t			 before;
 
-	/* The same rows twice: the subquery is ordered, in one transaction. */
+	/* The same rows each time: the subquery is ordered, in one
+	 * transaction. */
+	memset(p->by_state, 0, sizeof(p->by_state));
+	if (store_tx_query(tx, pruned_row, p, "SELECT state, count(*) FROM "
+	    "workflows WHERE id IN (" OLD_WORKFLOWS ") GROUP BY state", "ii",
+	    p->before, (int64_t)WF_PRUNE_BATCH) == -1)
+		return (-1);
 	if (store_tx_exec(tx, "DELETE FROM workflow_steps WHERE workflow_id "
 	    "IN (" OLD_WORKFLOWS ")", "ii", p->before,
 	    (int64_t)WF_PRUNE_BATCH) == -1)
@@ -2153,11 +2188,17 @@ static void
 prune_done(void *arg, const struct store_result *res)
 {
 	struct prune_job	*p = arg;
+	int			 i;
 
 	if (!res->ok)
 		log_warnx("workflow: prune: %s", res->msg);
-	else if (p->removed > 0)
-		log_debug("workflow: pruned %lld", (long long)p->removed);
+	else {
+		for (i = 0; i < WF_NSTATES; i++)
+			W.stored[i] -= p->by_state[i];
+		if (p->removed > 0)
+			log_debug("workflow: pruned %lld",
+			    (long long)p->removed);
+	}
 	periodic_done(&prune, res->ok && p->removed == WF_PRUNE_BATCH);
 	free(p);
 }
@@ -2218,14 +2259,15 @@ workflow_register(void)
 	config_register_kind(&kind);
 }
 
-static const char *const count_states[] = { "pending", "running",
-    "succeeded", "failed", "compensating", "compensated", "cancelled" };
-
+/* At start: the rows of the workflows table by state (see W.stored). */
 static int
-count_row(const struct store_row *row, void *arg)
+stored_row(const struct store_row *row, void *arg)
 {
-	json_object_set_new(arg, store_row_text(row, 0),
-	    json_integer(store_row_int(row, 1)));
+	int	st = wf_state_from_name(store_row_text(row, 0));
+
+	(void)arg;
+	if (st >= 0)
+		W.stored[st] = store_row_int(row, 1);
 	return (0);
 }
 
@@ -2240,12 +2282,11 @@ static void
 report_metrics(json_t *m)
 {
 	json_t	*o = json_object();
-	size_t	 i;
+	int	 i;
 
-	for (i = 0; i < sizeof(count_states) / sizeof(count_states[0]); i++)
-		json_object_set_new(o, count_states[i], json_integer(0));
-	(void)store_query(count_row, o, "SELECT state, count(*) FROM "
-	    "workflows GROUP BY state", NULL);
+	for (i = 0; i < WF_NSTATES; i++)
+		json_object_set_new(o, wf_state_name(i),
+		    json_integer(W.stored[i]));
 	json_object_set_new(m, "workflows", o);
 }
 
@@ -2268,15 +2309,10 @@ collect_transitions(struct metric_emitter *e)
 static void
 collect_states(struct metric_emitter *e)
 {
-	json_t	*o = json_object();
-	size_t	 i;
+	int	i;
 
-	(void)store_query(count_row, o, "SELECT state, count(*) FROM "
-	    "workflows GROUP BY state", NULL);
-	for (i = 0; i < sizeof(count_states) / sizeof(count_states[0]); i++)
-		metric_emit(e, (double)json_integer_value(json_object_get(o,
-		    count_states[i])), count_states[i]);
-	json_decref(o);
+	for (i = 0; i < WF_NSTATES; i++)
+		metric_emit(e, (double)W.stored[i], wf_state_name(i));
 }
 
 void
@@ -2286,6 +2322,10 @@ workflow_start(void)
 
 	if (http_init(ermd.base) == -1)
 		fatalx("workflow: cannot start the HTTP client");
+	memset(W.stored, 0, sizeof(W.stored));
+	if (store_query(stored_row, NULL, "SELECT state, count(*) FROM "
+	    "workflows GROUP BY state", NULL) == -1)
+		log_warnx("workflow: cannot count the stored workflows");
 	report_register(&reporter);
 	conn_on_close(conn_closed);
 	metrics_gauge_fn("ermd_workflows_running", "Workflows running or "

@@ -112,6 +112,8 @@ struct workflow {
 	int			 failing;	/* failed or cancelled */
 	int			 cancelled;
 	int			 commits;	/* store jobs in flight */
+	int			 stored;	/* the table has its row... */
+	enum wf_state		 stored_state;	/* ...in this state */
 	struct wf_waiter	*waiters;
 	struct workflow		*next, *prev;
 };

@@ -788,6 +788,33 @@ START_TEST(limits_status_and_metrics)
 END_TEST
 
 /*
+ * metrics.get's workflows by state (kept as commits complete) are what the
+ * table holds.
+ */
+static void
+expect_counts_as_stored(int fd)
+{
+	static const char *const states[] = { "pending", "running",
+	    "succeeded", "failed", "compensating", "compensated", "cancelled" };
+	char	 sql[128];
+	json_t	*r, *o;
+	size_t	 i;
+
+	r = call_on(fd, "{\"id\":1,\"method\":\"metrics.get\"}");
+	o = json_object_get(result(r), "workflows");
+	ck_assert_uint_eq(json_object_size(o), 7);
+	for (i = 0; i < 7; i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM workflows "
+		    "WHERE state = '%s'", states[i]);
+		ck_assert_msg(json_integer_value(json_object_get(o, states[i]))
+		    == db_int(&d, sql), "%s: %lld counted, %lld stored",
+		    states[i], (long long)json_integer_value(json_object_get(o,
+		    states[i])), (long long)db_int(&d, sql));
+	}
+	json_decref(r);
+}
+
+/*
  * Finished workflows older than [workflow] max_age_ms go, steps and all,
  * on the daemon clock; younger ones and unfinished ones stay.
  */
@@ -856,6 +883,13 @@ START_TEST(finished_workflows_are_pruned)
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
 	    result(r), "workflows"), "pending")), 3);
 	json_decref(r);
+	expect_counts_as_stored(fd);
+	close(fd);
+	/* Counted again from the table after a restart. */
+	ck_assert_int_eq(daemon_stop_keep(&d), 0);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	expect_counts_as_stored(fd);
 	close(fd);
 	assert_serves(&d);
 
@@ -1172,6 +1206,9 @@ START_TEST(crash_resume)
 	}
 	fprintf(stderr, "crash_resume: 20 restarts (seed %u): %d succeeded, "
 	    "%d compensated, %d failed\n", seed, n[0], n[1], n[2]);
+	fd = raw_connect(d.sock);
+	expect_counts_as_stored(fd);
+	close(fd);
 	assert_serves(&d);
 }
 END_TEST
