@@ -19,6 +19,11 @@
 #   FWD_ROWS=20000     rows forwarded in part 2 (about)
 #   BENCH_DIR          where the databases go (default $TMPDIR or /tmp)
 #   RAW=FILE           also append every raw line to FILE
+#
+# "ermd us" is ermd's CPU time per report (every thread: the loop, the
+# SQLite writer and the kernel work they cause, fsync included), "load us"
+# the load generator's, which runs on the same CPUs. Their sum bounds what
+# this machine can do at all: the CPU ceiling line divides the CPUs by it.
 
 set -u
 
@@ -94,32 +99,59 @@ REPORT='{"id":%ID%,"method":"error.report","params":{"operation":"bench","errno"
 
 # ---- 1. durable error.report -----------------------------------------------
 
+# CPU time per report, in microseconds: ermd's (every thread, from
+# loadgen -x) and the load generator's own.
+client_us() {	# loadgen-line
+	echo "$1" | tr ' ' '\n' | awk -F= '
+	    { v[$1] = $2 }
+	    END { if (v["requests"] > 0) printf "%.2f",
+		v["client_cpu_pct"] / 100 * v["seconds"] * 1e6 / v["requests"];
+		else print "-" }'
+}
+
 echo "durable error.report per second (each reply after its commit)"
-printf "%-34s %12s %12s %10s\n" "workload" "reports/s" "p99 us" "vs sqlite"
+printf "%-34s %10s %10s %9s %8s %8s\n" "workload" "reports/s" "p99 us" \
+    "vs sqlite" "ermd us" "load us"
 for dur in full normal; do
 	rm -f "$dir"/sqlite.db*
 	line=$("$BASE" "$dir/sqlite.db" "$dur" "$DURATION") ||
 	    { echo "errors: baseline failed" >&2; exit 1; }
 	raw "sqlite-$dur" "$line"
 	base=$(field "$line" sqlite_rows_per_s)
-	printf "%-34s %12s %12s %10s\n" "sqlite alone, $dur, 1 row/commit" \
-	    "$base" "-" "1.00x"
+	printf "%-34s %10s %10s %9s %8s %8s\n" \
+	    "sqlite alone, $dur, 1 row/commit" "$base" "-" "1.00x" "-" "-"
 	start_ermd "[store]\ndurability = $dur\n"
 	for c in $CLIENTS; do
 		line=$("$LOADGEN" -p erm -s "$dir/ermd.sock" -c "$c" -P 1 \
-		    -d "$DURATION" -w 0.5 -m "$REPORT" 2>>"$dir/ermd.log") ||
+		    -d "$DURATION" -w 0.5 -x "$pid" -m "$REPORT" \
+		    2>>"$dir/ermd.log") ||
 		    { echo "errors: loadgen failed" >&2; exit 1; }
 		raw "ermd-$dur-$c" "$line"
 		rps=$(field "$line" rps)
-		printf "%-34s %12s %12s %9sx\n" "ermd $dur, $c client(s)" \
-		    "${rps%.*}" "$(field "$line" p99_us)" "$(ratio "$rps" "$base")"
-		[ "$dur" = full ] && [ "$c" = 64 ] && full64=$(ratio "$rps" "$base")
+		sus=$(field "$line" server_cpu_us_per_req)
+		cus=$(client_us "$line")
+		printf "%-34s %10s %10s %8sx %8s %8s\n" \
+		    "ermd $dur, $c client(s)" "${rps%.*}" \
+		    "$(field "$line" p99_us)" "$(ratio "$rps" "$base")" \
+		    "$sus" "$cus"
+		if [ "$dur" = full ] && [ "$c" = 64 ]; then
+			full64=$(ratio "$rps" "$base")
+			# What the CPUs allow at all: every one of them busy
+			# with ermd and the load generator, nothing idle.
+			ceiling=$(echo "$(nproc) $sus $cus $base" | awk '{
+			    if ($2 + $3 > 0) printf "%.0f %.1f",
+				$1 * 1e6 / ($2 + $3), $1 * 1e6 / ($2 + $3) / $4 }')
+		fi
 	done
 	stop_ermd
 done
 if [ -n "${full64:-}" ]; then
 	echo "$full64" | awk '{ printf "target >= 20x at full (64 clients): " \
 	    "%s (%sx)\n", ($1 >= 20 ? "met" : "NOT met"), $1 }'
+	[ -n "${ceiling:-}" ] && echo "$ceiling $(nproc)" | awk '{
+	    printf "CPU ceiling at full, 64 clients: %d reports/s (%sx): " \
+		"%d CPUs / (ermd + load generator CPU per report)\n",
+		$1, $2, $3 }'
 fi
 
 # ---- 2. forwarding ------------------------------------------------------------
