@@ -82,11 +82,6 @@ acquire_again(void *arg)
 }
 
 /*
- * Try for a permit; when refused and the caller allowed a wait, come back
- * when the breaker says (retry_after_ms) or at the deadline, whichever is
- * first. w is the wait already in progress, or NULL on the first try.
- */
-/*
  * The replies of the pair every protected call makes, written as text
  * (no jansson tree per call).
  */
@@ -122,6 +117,11 @@ reply_text(struct ermd_req *req, char *text)
 	return (REQ_OK);
 }
 
+/*
+ * Try for a permit; when refused and the caller allowed a wait, come back
+ * when the breaker says (retry_after_ms) or at the deadline, whichever is
+ * first. w is the wait already in progress, or NULL on the first try.
+ */
 static int
 acquire_try(struct ermd_req *req, const char *name, uint64_t deadline,
     struct acquire_wait *w)

@@ -628,6 +628,7 @@ struct wrec {
 	char		*name, *spec, *peer, *error;
 	const char	*state;
 	enum wf_state	 wf_state;	/* state, when has_wf */
+	int		 row_written;	/* the workflows row took it */
 	int64_t		 created, started, finished, exec_allowed;
 	struct srec	*steps;
 	size_t		 n, cap;
@@ -745,6 +746,7 @@ rec_run(struct store_tx *tx, void *arg)
 	struct wrec	*r = arg;
 	struct srec	*x;
 	size_t		 i;
+	int64_t		 before = store_tx_changes(tx);
 
 	if (r->insert && store_tx_exec(tx, "INSERT INTO workflows (id, name, "
 	    "state, spec, created_at, started_at, finished_at, error, peer, "
@@ -757,6 +759,8 @@ rec_run(struct store_tx *tx, void *arg)
 	    "WHERE id = ?", "tiitt", r->state, r->started, r->finished,
 	    r->error, r->id) == -1)
 		return (-1);
+	/* Not when a prune took the row meanwhile (see W.stored). */
+	r->row_written = store_tx_changes(tx) > before;
 	for (i = 0; i < r->n; i++) {
 		x = &r->steps[i];
 		if (r->insert) {
@@ -791,7 +795,7 @@ rec_done(void *arg, const struct store_result *res)
 	if (!res->ok)
 		log_warnx("workflow %s: cannot record a transition: %s",
 		    r->id, res->msg);
-	else if (r->has_wf) {
+	else if (r->has_wf && r->row_written) {
 		if (wf->stored)
 			W.stored[wf->stored_state]--;
 		W.stored[r->wf_state]++;
