@@ -4,8 +4,10 @@
  * flight), error.list filters and pages, error.stats counts and takes the
  * recovery rate from the stored ops, retention prunes on the daemon clock,
  * bad input is refused with the field named, acknowledged reports survive
- * kill -9 at any moment, and a full state directory gives 1006 ENOSPC
- * while reads go on.
+ * kill -9 at any moment, a full state directory gives 1006 ENOSPC
+ * while reads go on, finished ops are pruned with the errors (their
+ * recovery counts kept), and a list that scans the table leaves the loop
+ * free.
  */
 
 #include <sys/stat.h>

@@ -2,8 +2,9 @@
  * Workflows over the socket: sequential and parallel runs, failure and
  * compensation in both orders, failing compensations, retries and
  * breakers, timeouts that kill a whole process group, argv that no shell
- * sees, client steps (and a client that goes away), and crash-resume under
- * kill -9 at random moments.
+ * sees, client steps (and a client that goes away), crash-resume under
+ * kill -9 at random moments, and retention of finished workflows (with
+ * the counts by state kept equal to the table).
  */
 
 #include <sys/socket.h>
