@@ -235,6 +235,7 @@ struct breaker {
 						   when it is not armed */
 	json_t			*last_error;
 	int			 dirty;
+	int			 journaled;	/* see breaker_journaled() */
 	/*
 	 * Last, beside the name it points at: a lookup by name, which
 	 * compares both, then touches one or two cache lines, not three.
@@ -1269,9 +1270,10 @@ breaker_record(struct breakers *reg, const char *name, const char *permit,
 	}
 out:
 	res->state = b->state;
-	if (window_only && !b->dirty && reg->hooks.on_outcome != NULL)
+	if (window_only && !b->dirty && reg->hooks.on_outcome != NULL) {
+		b->journaled = 1;
 		reg->hooks.on_outcome(reg->hooks.arg, b, failure, slow, now);
-	else if (window_only)
+	} else if (window_only)
 		b->dirty = 1;
 	flush(b);
 	return (0);
@@ -1415,6 +1417,18 @@ breaker_release_owner(struct breakers *reg, uint64_t owner)
 		lease_end(o->first, "owner_closed");
 		flush(b);
 	}
+}
+
+int
+breaker_journaled(const struct breaker *b)
+{
+	return (b->journaled);
+}
+
+void
+breaker_set_journaled(struct breaker *b, int journaled)
+{
+	b->journaled = journaled;
 }
 
 struct breaker *

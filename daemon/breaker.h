@@ -262,6 +262,14 @@ void		 breaker_release_owner(struct breakers *reg, uint64_t owner);
  */
 struct breaker	*breaker_find(struct breakers *reg, const char *name);
 
+/*
+ * Whether outcomes went to on_outcome since the owner last cleared the
+ * mark, which it does as it takes the breaker's snapshot: then the
+ * owner's journal holds what its stored snapshot lacks.
+ */
+int		 breaker_journaled(const struct breaker *b);
+void		 breaker_set_journaled(struct breaker *b, int journaled);
+
 /* New reference: the result of breaker.get. */
 json_t		*breaker_to_json(const struct breaker *b);
 /* New reference: {breakers: [...]} sorted by name; state -1 for all. */

@@ -443,9 +443,11 @@ decide_request_policy(struct ermd_req *req, const char *member,
  * the last moment before it, but never a state.
  *
  * Past [store] breaker_journal_bytes the journal starts a new file and a
- * compaction rewrites every breaker's snapshot, COMPACT_BATCH per flush;
- * once the flush with the last of them has committed (and none failed
- * meanwhile) the older journal files are removed.
+ * compaction rewrites the snapshot of every breaker with outcomes
+ * journalled since its last one (breaker_journaled), COMPACT_BATCH per
+ * flush; once the flush with the last of them has committed (and none
+ * failed meanwhile) the older journal files are removed. A flush that
+ * fails marks its breakers journalled again.
  */
 static void
 arm_flush(void)
@@ -530,6 +532,7 @@ flush_done(void *arg, const struct store_result *res)
 {
 	struct flush	*f = arg;
 	struct ermd_req	*req;
+	struct breaker	*b;
 	size_t		 i;
 
 	if (dc.state_flush == f)
@@ -541,6 +544,11 @@ flush_done(void *arg, const struct store_result *res)
 	if (!res->ok) {
 		log_warnx("breakers: cannot store snapshots: %s", res->msg);
 		dc.flush_failures++;
+		/* Their journal records are still the only copy. */
+		for (i = 0; i < f->nrows; i++)
+			if ((b = breaker_find(dc.breakers, f->rows[i].name)) !=
+			    NULL)
+				breaker_set_journaled(b, 1);
 	} else if (f->retire != 0 && dc.journal != NULL &&
 	    f->failures == dc.flush_failures) {
 		journal_remove(dc.journal, f->retire);
@@ -578,16 +586,21 @@ collect_name(void *arg, const struct breaker *b)
 	char	*name;
 
 	(void)arg;
+	if (!breaker_journaled(b))
+		return;		/* its snapshot has every record it had */
 	if ((name = strdup(breaker_name(b))) == NULL)
 		return;		/* rewritten at the next compaction */
 	dc.compact.names[dc.compact.n++] = name;
 }
 
 /*
- * Start a compaction when the journal's file is full: every breaker's
- * snapshot is rewritten (they may all have records in the files it
- * replaces), COMPACT_BATCH per flush so that no loop pass serialises
- * them all. Then queue the next batch.
+ * Start a compaction when the journal's file is full: the snapshot of
+ * every breaker with outcomes journalled since its last one is rewritten
+ * (those may have records in the files it replaces; the others' records
+ * there are in their snapshots already), COMPACT_BATCH per flush so that
+ * no loop pass serialises them all. The flush after the last of them
+ * retires the old files, once it has committed (flush_done), and only if
+ * no flush failed meanwhile. Then queue the next batch.
  */
 static void
 compact_step(void)
@@ -618,10 +631,6 @@ compact_step(void)
 		mark_dirty(dc.compact.names[dc.compact.pos], 0, 0);
 		free(dc.compact.names[dc.compact.pos++]);
 	}
-	if (dc.compact.n == 0) {	/* no breakers: nothing to rewrite */
-		journal_remove(dc.journal, dc.compact.retire);
-		compact_end();
-	}
 }
 
 /* Serialise every dirty breaker into a new store job; NULL when none. */
@@ -631,7 +640,7 @@ flush_now(void)
 	struct flush		*f;
 	struct hnode		*h, *next;
 	struct dirty		*d;
-	const struct breaker	*b;
+	struct breaker		*b;
 	struct journal_batch	*jb;
 	json_t			*snap;
 	size_t			 bucket = 0, n = 0;
@@ -660,6 +669,8 @@ flush_now(void)
 		if (b != NULL && (snap = breaker_snapshot(b)) != NULL) {
 			f->rows[n].snapshot = erm_json_text(snap, 1 << 24);
 			json_decref(snap);
+			/* Every record journalled so far is in it now. */
+			breaker_set_journaled(b, 0);
 		}
 		f->state_change |= d->state_change;
 		n++;

@@ -386,6 +386,50 @@ START_TEST(window_counters_journal_and_compaction)
 END_TEST
 
 /*
+ * A compaction rewrites only the snapshots of breakers with outcomes
+ * journalled since their last one: after a first compaction of all 100,
+ * a journal file filled by 5 of them rewrites those 5, and the other 95,
+ * whose records in the files removed were in their snapshots already,
+ * keep every outcome across kill -9.
+ */
+START_TEST(compaction_rewrites_only_what_moved)
+{
+	int	 fd, i;
+	char	 name[16];
+
+	daemon_start(&d, "[store]\nbreaker_journal_bytes = 65536\n"
+	    "[breaker]\nwindow = count\nwindow_size = 1000\n"
+	    "minimum_calls = 1000\nfailure_threshold = 100000\n", manual);
+	fd = raw_connect(d.sock);
+	/* 100 x 25 records of 28 bytes: past 64 KiB. */
+	for (i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "m%03d", i);
+		record_n(fd, name, "success", 25);
+	}
+	advance(fd, 100);
+	ck_assert_msg(daemon_log_has(&d, "journal file 1 full, rewriting 100 "
+	    "snapshots", 10000), "no compaction of the 100");
+	flush_until_gone(fd, 1);
+	/* 5 x 480 more on 5 of them. */
+	for (i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "m%03d", i * 20);
+		record_n(fd, name, "failure", 480);
+	}
+	advance(fd, 100);
+	ck_assert_msg(daemon_log_has(&d, "journal file 2 full, rewriting 5 "
+	    "snapshots", 10000), "the compaction did not take only the 5");
+	flush_until_gone(fd, 2);
+	fd = commit_and_kill9(fd);
+	for (i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "m%03d", i);
+		expect_window(fd, name, i % 20 == 0 ? 505 : 25,
+		    i % 20 == 0 ? 480 : 0);
+	}
+	close(fd);
+}
+END_TEST
+
+/*
  * A full disk breaks the journal: the daemon says so, keeps serving, and
  * the windows go into the snapshots again, which are written once space
  * returns. A minute later (daemon clock) the journal starts a new file
@@ -1133,6 +1177,7 @@ main(void)
 	tcase_add_test(tc, state_survives_kill9);
 	tcase_add_test(tc, window_counters_journal_and_compaction);
 	tcase_add_test(tc, journal_on_a_full_disk);
+	tcase_add_test(tc, compaction_rewrites_only_what_moved);
 	tcase_add_test(tc, ermctl_events_by_type);
 	tcase_add_test(tc, events_and_forced_states);
 	tcase_add_test(tc, retry_budget_under_a_storm);
