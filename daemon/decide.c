@@ -68,6 +68,7 @@ static struct {
 	struct flush		*state_flush;	/* in flight, with a change */
 	struct clock_timer	*flush_timer;
 	uint64_t		 flush_failures;
+	uint64_t		 flush_retry_ms;	/* after a failure */
 	struct journal		*journal;	/* NULL: snapshots only */
 	uint64_t		 journal_retry_at;	/* when broken */
 	struct {
@@ -86,6 +87,13 @@ static struct {
 #define FLUSH_INTERVAL_MS	100
 /* Snapshots a compaction of the journal adds to each flush. */
 #define COMPACT_BATCH		2000
+/*
+ * Snapshots a failed flush could not store are tried again after this
+ * long, doubling to FLUSH_RETRY_MAX_MS while flushes keep failing (each
+ * failure is logged).
+ */
+#define FLUSH_RETRY_MS		1000
+#define FLUSH_RETRY_MAX_MS	60000
 /*
  * A journal broken by a failed write (a full disk) is tried again this
  * long after: each failure rewrites every breaker's snapshot, so not
@@ -542,17 +550,36 @@ flush_done(void *arg, const struct store_result *res)
 		f->jb = NULL;
 	}
 	if (!res->ok) {
-		log_warnx("breakers: cannot store snapshots: %s", res->msg);
+		dc.flush_retry_ms = dc.flush_retry_ms == 0 ? FLUSH_RETRY_MS :
+		    dc.flush_retry_ms * 2;
+		if (dc.flush_retry_ms > FLUSH_RETRY_MAX_MS)
+			dc.flush_retry_ms = FLUSH_RETRY_MAX_MS;
+		log_warnx("breakers: cannot store snapshots: %s; trying again "
+		    "in %llu ms", res->msg, (unsigned long long)dc.flush_retry_ms);
 		dc.flush_failures++;
-		/* Their journal records are still the only copy. */
-		for (i = 0; i < f->nrows; i++)
+		/*
+		 * Their journal records are still the only copy, and their
+		 * rows go again (a newer change already queued stays as it
+		 * is): later, not at once, so that a full disk is not
+		 * hammered; replies do not wait for these.
+		 */
+		for (i = 0; i < f->nrows; i++) {
 			if ((b = breaker_find(dc.breakers, f->rows[i].name)) !=
 			    NULL)
 				breaker_set_journaled(b, 1);
-	} else if (f->retire != 0 && dc.journal != NULL &&
-	    f->failures == dc.flush_failures) {
-		journal_remove(dc.journal, f->retire);
-		arm_flush();		/* the removal goes with a batch */
+			if (htab_find(&dc.dirty, f->rows[i].name,
+			    strlen(f->rows[i].name)) == NULL)
+				mark_dirty(f->rows[i].name, 0, 0);
+		}
+		if (dc.flush_timer != NULL)
+			clock_timer_after(dc.flush_timer, dc.flush_retry_ms);
+	} else {
+		dc.flush_retry_ms = 0;
+		if (f->retire != 0 && dc.journal != NULL &&
+		    f->failures == dc.flush_failures) {
+			journal_remove(dc.journal, f->retire);
+			arm_flush();	/* the removal goes with a batch */
+		}
 	}
 	for (i = 0; i < f->nwaiters; i++) {
 		req = f->waiters[i].req;

@@ -386,6 +386,50 @@ START_TEST(window_counters_journal_and_compaction)
 END_TEST
 
 /*
+ * A state change whose snapshot could not be stored (a full disk: the
+ * reply says 1006) is stored once space returns, though nothing changes
+ * the breaker again: after kill -9 it is still forced open.
+ */
+START_TEST(failed_snapshot_is_stored_later)
+{
+	char	 path[300], name[16];
+	json_t	*r;
+	int	 fd, i, code = 0;
+
+	daemon_prepare(&d);
+	ck_assert_int_eq(mkdir(d.state, 0700), 0);
+	if (mount_small_tmpfs(d.state, "2m") == -1)
+		return;
+	daemon_start_env(&d, NULL, manual, NULL, -1);
+	fd = raw_connect(d.sock);
+	fill_up(d.state);
+	/* The WAL may still have room for a few. */
+	for (i = 0; i < 500 && code == 0; i++) {
+		snprintf(name, sizeof(name), "f%03d", i);
+		r = call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
+		    "\"params\":{\"name\":\"%s\",\"state\":"
+		    "\"forced_open\"}}", name);
+		code = reply_code(r);
+		json_decref(r);
+	}
+	ck_assert_int_eq(code, 1006);
+	ck_assert(daemon_log_has(&d, "trying again in 1000 ms", 10000));
+	snprintf(path, sizeof(path), "%s/filler", d.state);
+	ck_assert_int_eq(unlink(path), 0);
+	advance(fd, 1000);
+	fd = commit_and_kill9(fd);
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.get\","
+	    "\"params\":{\"name\":\"%s\"}}", name);
+	ck_assert_str_eq(json_string_value(json_object_get(result(r),
+	    "state")), "forced_open");
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+	daemon_stop_unmount(&d);
+}
+END_TEST
+
+/*
  * A compaction rewrites only the snapshots of breakers with outcomes
  * journalled since their last one: after a first compaction of all 100,
  * a journal file filled by 5 of them rewrites those 5, and the other 95,
@@ -1178,6 +1222,7 @@ main(void)
 	tcase_add_test(tc, window_counters_journal_and_compaction);
 	tcase_add_test(tc, journal_on_a_full_disk);
 	tcase_add_test(tc, compaction_rewrites_only_what_moved);
+	tcase_add_test(tc, failed_snapshot_is_stored_later);
 	tcase_add_test(tc, ermctl_events_by_type);
 	tcase_add_test(tc, events_and_forced_states);
 	tcase_add_test(tc, retry_budget_under_a_storm);
