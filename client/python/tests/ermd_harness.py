@@ -47,6 +47,13 @@ def _die_with_parent():
 
 
 class Daemon:
+    """One private ermd. A test module makes one at import and lets
+    unittest start and stop it around the module's tests:
+
+        D = H.Daemon()
+        setUpModule, tearDownModule = D.start, D.stop
+    """
+
     def __init__(self, manual_clock=True, extra_conf=""):
         self.dir = tempfile.mkdtemp(prefix="ermd-pytest.")
         self.root = os.path.join(self.dir, "root")

@@ -7,16 +7,8 @@ from ermd_client import (CircuitBreaker, CircuitBreakerConfig,
                          CircuitBreakerOpenError, CircuitBreakerOpenException,
                          CircuitState, ErrorRecoveryManager)
 
-D = None
-
-
-def setUpModule():
-    global D
-    D = H.Daemon().start()
-
-
-def tearDownModule():
-    D.stop()
+D = H.Daemon()
+setUpModule, tearDownModule = D.start, D.stop
 
 
 class ServiceError(Exception):

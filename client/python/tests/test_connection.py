@@ -6,16 +6,8 @@ import ermd_harness as H
 from ermd_client import (Connection, DaemonConnectionError, ErmdError,
                          ErrorRecoveryManager, socket_path)
 
-D = None
-
-
-def setUpModule():
-    global D
-    D = H.Daemon().start()
-
-
-def tearDownModule():
-    D.stop()
+D = H.Daemon()
+setUpModule, tearDownModule = D.start, D.stop
 
 
 class ConnectionTest(unittest.IsolatedAsyncioTestCase):

@@ -7,16 +7,8 @@ import ermd_harness as H
 from ermd_client import ErrorRecoveryManager, ErrorType, error_object
 from ermd_client._errors import exception_name
 
-D = None
-
-
-def setUpModule():
-    global D
-    D = H.Daemon().start()
-
-
-def tearDownModule():
-    D.stop()
+D = H.Daemon()
+setUpModule, tearDownModule = D.start, D.stop
 
 
 class ServiceDown(ConnectionError):

@@ -7,18 +7,10 @@ import unittest
 
 import ermd_harness as H
 
-D = None
+# A real clock: the examples are what users run.
+D = H.Daemon(manual_clock=False)
+setUpModule, tearDownModule = D.start, D.stop
 EXAMPLES = os.path.join(H.PKG, "examples")
-
-
-def setUpModule():
-    global D
-    # A real clock: the examples are what users run.
-    D = H.Daemon(manual_clock=False).start()
-
-
-def tearDownModule():
-    D.stop()
 
 
 def run(name, *args):

@@ -4,16 +4,8 @@ import unittest
 import ermd_harness as H
 from ermd_client import ErmdError, ErrorRecoveryManager, StorageBackend
 
-D = None
-
-
-def setUpModule():
-    global D
-    D = H.Daemon().start()
-
-
-def tearDownModule():
-    D.stop()
+D = H.Daemon()
+setUpModule, tearDownModule = D.start, D.stop
 
 
 class FallbackTest(unittest.IsolatedAsyncioTestCase):

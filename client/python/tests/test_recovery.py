@@ -8,18 +8,10 @@ from ermd_client import (CircuitBreakerConfig, CircuitBreakerOpenError,
                          ErmdError, ErrorRecoveryManager, RetryConfig,
                          recovery_operation)
 
-D = None
+D = H.Daemon()
+setUpModule, tearDownModule = D.start, D.stop
 FAST = RetryConfig(max_attempts=3, base_delay=0.01, max_delay=0.05,
                    backoff_factor=2.0, jitter=False)
-
-
-def setUpModule():
-    global D
-    D = H.Daemon().start()
-
-
-def tearDownModule():
-    D.stop()
 
 
 class Flaky:
