@@ -484,6 +484,16 @@ call_on(int fd, const char *fmt, ...)
 	return (r);
 }
 
+void
+advance_on(int fd, int64_t ms)
+{
+	json_t	*r = call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":%lld}}", (long long)ms);
+
+	result(r);
+	json_decref(r);
+}
+
 json_t *
 result(json_t *r)
 {

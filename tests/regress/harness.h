@@ -76,6 +76,8 @@ int	 reply_code(const json_t *reply);
  */
 json_t	*call_on(int fd, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+/* Move the daemon clock by ms (ermd runs with --manual-clock). */
+void	 advance_on(int fd, int64_t ms);
 /* The result of a success reply (borrowed); an error reply fails the test. */
 json_t	*result(json_t *r);
 

@@ -103,8 +103,7 @@ START_TEST(escalate_and_dedup)
 	ck_assert_str_eq(s_of(a, "key"), "escalate:sync");
 	json_decref(a);
 	/* After dedup_ms (300000 by default): raised again. */
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":300000}}"));
+	advance_on(fd, 300000);
 	escalate_once(fd, "login");
 	ck_assert_ptr_nonnull(a = next_alert(sub, 5000));
 	ck_assert_str_eq(s_of(a, "key"), "escalate:login");
@@ -134,16 +133,13 @@ START_TEST(alerts_pruned_with_errors)
 	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
 	    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
 	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM alerts"), 2);
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":30000}}"));
+	advance_on(fd, 30000);
 	escalate_once(fd, "later");
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":31000}}"));
+	advance_on(fd, 31000);
 	/* One prune runs at a time: let the next tick run after it. */
 	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
 	    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":1000}}"));
+	advance_on(fd, 1000);
 	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
 	    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
 	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM alerts"), 1);
@@ -199,8 +195,7 @@ START_TEST(error_rate_per_minute)
 	json_decref(a);
 	ck_assert_ptr_null(next_alert(sub, 200));
 	/* A minute later the window is empty again. */
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":301000}}"));
+	advance_on(fd, 301000);
 	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
 	    "\"params\":{\"operation\":\"x\",\"errno\":5}}"));
 	ck_assert_ptr_null(next_alert(sub, 200));
@@ -303,8 +298,7 @@ START_TEST(webhook_sink)
 	ck_assert_msg(file_has(out, "503 application/json {", 5000),
 	    "the webhook got no alert");
 	ck_assert(!file_has(out, "204 ", 300));
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":1000}}"));
+	advance_on(fd, 1000);
 	ck_assert_msg(file_has(out, "204 application/json {", 5000),
 	    "the webhook was not tried again");
 	ck_assert(file_has(out, "\"key\":\"escalate:billing\"", 0));
@@ -318,8 +312,7 @@ START_TEST(webhook_sink)
 	waitpid(pid, NULL, 0);
 	escalate_once(fd, "payroll");
 	for (i = 0; i < 100 && sink_failures(fd) == 0; i++) {
-		json_decref(call_on(fd, "{\"id\":1,\"method\":"
-		    "\"debug.advance\",\"params\":{\"ms\":1000}}"));
+		advance_on(fd, 1000);
 		usleep(20000);
 	}
 	ck_assert_int_eq(sink_failures(fd), 1);

@@ -54,13 +54,6 @@ state_of(int fd, const char *name)
 }
 
 static void
-advance(int fd, int ms)
-{
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":%d}}", ms));
-}
-
-static void
 fail_n(int fd, const char *name, int n)
 {
 	int	 i;
@@ -89,7 +82,7 @@ START_TEST(consecutive_failures_open_and_recover)
 	    json_object_get(r, "error"), "data"), "retry_after_ms")), 1000);
 	json_decref(r);
 	/* The timer moves it to half_open without any traffic. */
-	advance(fd, 1000);
+	advance_on(fd, 1000);
 	ck_assert_str_eq(state_of(fd, "s3"), "half_open");
 	r = call_on(fd, "{\"id\":3,\"method\":\"breaker.acquire\","
 	    "\"params\":{\"name\":\"s3\"}}");
@@ -132,7 +125,7 @@ START_TEST(acquire_waits_for_half_open)
 	raw_send_frame(waiter, "{\"id\":7,\"method\":\"breaker.acquire\","
 	    "\"params\":{\"name\":\"w\",\"wait_ms\":5000}}");
 	ck_assert_ptr_null(raw_recv(waiter, 200));	/* still waiting */
-	advance(fd, 1000);
+	advance_on(fd, 1000);
 	r = raw_recv(waiter, 5000);
 	ck_assert_ptr_nonnull(r);
 	ck_assert(json_is_true(json_object_get(result(r), "allowed")));
@@ -143,7 +136,7 @@ START_TEST(acquire_waits_for_half_open)
 	raw_send_frame(waiter, "{\"id\":8,\"method\":\"breaker.acquire\","
 	    "\"params\":{\"name\":\"w\",\"wait_ms\":100}}");
 	ck_assert_ptr_null(raw_recv(waiter, 200));
-	advance(fd, 100);
+	advance_on(fd, 100);
 	r = raw_recv(waiter, 5000);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_int_eq(reply_code(r), 1004);
@@ -164,7 +157,7 @@ START_TEST(lease_of_a_closed_connection)
 	    "failure_threshold = 1\n", manual);
 	fd = raw_connect(d.sock);
 	fail_n(fd, "db", 1);
-	advance(fd, 500);
+	advance_on(fd, 500);
 	ck_assert_str_eq(state_of(fd, "db"), "half_open");
 	holder = raw_connect(d.sock);
 	r = call_on(holder, "{\"id\":1,\"method\":\"breaker.acquire\","
@@ -196,7 +189,7 @@ START_TEST(permit_ttl_and_stale_generation)
 	    "\"params\":{\"name\":\"x\"}}");
 	snprintf(permit, sizeof(permit), "%s", rstr(r, "permit"));
 	json_decref(r);
-	advance(fd, 150);
+	advance_on(fd, 150);
 	r = call_on(fd, "{\"id\":2,\"method\":\"breaker.record\","
 	    "\"params\":{\"name\":\"x\",\"permit\":\"%s\","
 	    "\"outcome\":\"failure\"}}", permit);
@@ -299,7 +292,7 @@ flush_until_gone(int fd, unsigned n)
 
 	snprintf(path, sizeof(path), "%s/ermd.db-breakers.%u", d.state, n);
 	for (i = 0; i < 50; i++) {
-		advance(fd, 100);
+		advance_on(fd, 100);
 		for (k = 0; k < 100 && access(path, F_OK) == 0; k++)
 			usleep(10000);
 		if (access(path, F_OK) != 0)
@@ -355,7 +348,7 @@ START_TEST(window_counters_journal_and_compaction)
 		record_n(fd, name, "failure", i % 5);
 	}
 	ck_assert(journal_exists(1, 1));
-	advance(fd, 100);	/* written; full, so compacted; file 2 */
+	advance_on(fd, 100);	/* written; full, so compacted; file 2 */
 	ck_assert(journal_exists(2, 1));
 	record_n(fd, "w000", "failure", 2);
 	record_n(fd, "w299", "success", 3);
@@ -416,7 +409,7 @@ START_TEST(failed_snapshot_is_stored_later)
 	ck_assert(daemon_log_has(&d, "trying again in 1000 ms", 10000));
 	snprintf(path, sizeof(path), "%s/filler", d.state);
 	ck_assert_int_eq(unlink(path), 0);
-	advance(fd, 1000);
+	advance_on(fd, 1000);
 	fd = commit_and_kill9(fd);
 	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.get\","
 	    "\"params\":{\"name\":\"%s\"}}", name);
@@ -450,7 +443,7 @@ START_TEST(compaction_rewrites_only_what_moved)
 		snprintf(name, sizeof(name), "m%03d", i);
 		record_n(fd, name, "success", 25);
 	}
-	advance(fd, 100);
+	advance_on(fd, 100);
 	ck_assert_msg(daemon_log_has(&d, "journal file 1 full, rewriting 100 "
 	    "snapshots", 10000), "no compaction of the 100");
 	flush_until_gone(fd, 1);
@@ -459,7 +452,7 @@ START_TEST(compaction_rewrites_only_what_moved)
 		snprintf(name, sizeof(name), "m%03d", i * 20);
 		record_n(fd, name, "failure", 480);
 	}
-	advance(fd, 100);
+	advance_on(fd, 100);
 	ck_assert_msg(daemon_log_has(&d, "journal file 2 full, rewriting 5 "
 	    "snapshots", 10000), "the compaction did not take only the 5");
 	flush_until_gone(fd, 2);
@@ -494,11 +487,11 @@ START_TEST(journal_on_a_full_disk)
 	    "failure_threshold = 100000\n", manual, NULL, -1);
 	fd = raw_connect(d.sock);
 	record_n(fd, "j", "success", 3);
-	advance(fd, 100);
+	advance_on(fd, 100);
 	fill_up(d.state);
 	/* More than the journal file's last page can take. */
 	record_n(fd, "j", "failure", 300);
-	advance(fd, 100);
+	advance_on(fd, 100);
 	ck_assert_msg(daemon_log_has(&d, "window counters go into the "
 	    "snapshots", 10000), "the journal did not report the full disk");
 	expect_window(fd, "j", 303, 300);
@@ -511,15 +504,15 @@ START_TEST(journal_on_a_full_disk)
 	ck_assert_int_eq(unlink(path), 0);
 	record_n(fd, "j", "success", 2);
 	/* A minute on, the next flush starts journal file 2... */
-	advance(fd, 60000);
+	advance_on(fd, 60000);
 	record_n(fd, "j", "success", 1);
-	advance(fd, 100);
+	advance_on(fd, 100);
 	ck_assert(journal_exists(2, 1));
 	ck_assert_msg(daemon_log_has(&d, "ermd.db-breakers.2: the journal is "
 	    "written again", 10000), "the journal was not tried again");
 	/* ...and outcomes go there again: 4 records of 24 + 1 bytes. */
 	record_n(fd, "j", "failure", 4);
-	advance(fd, 100);
+	advance_on(fd, 100);
 	snprintf(path, sizeof(path), "%s/ermd.db-breakers.2", d.state);
 	for (i = 0; i < 1000 && file_size(path) != 8 + 4 * 25; i++)
 		usleep(10000);
@@ -708,7 +701,7 @@ START_TEST(retry_budget_under_a_storm)
 	ck_assert_str_eq(rstr(r, "reason"), "budget_exhausted");
 	json_decref(r);
 	/* The window slides: after budget_window_ms the budget is back. */
-	advance(fd, 10000);
+	advance_on(fd, 10000);
 	json_decref(call_on(fd, "{\"id\":3,\"method\":\"retry.next\","
 	    "\"params\":{\"policy\":\"storm\",\"attempt\":1}}"));
 	r = call_on(fd, "{\"id\":4,\"method\":\"retry.next\",\"params\":"

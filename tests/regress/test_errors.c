@@ -59,6 +59,23 @@ report(int fd, const char *params)
 	    "\"params\":%s}", params));
 }
 
+/*
+ * Advance the clock by ms and let the prunes it starts finish. One prune
+ * job runs at a time: the ticks inside a long advance find the first (of
+ * the first tick's time) still going, so one more runs once it is done,
+ * started by the next advance with the cutoff of the end of the long one.
+ * A report after each advance commits after the prune before it. Reports
+ * two errors, operations "z" and "w".
+ */
+static void
+prune_after(int fd, int64_t ms)
+{
+	advance_on(fd, ms);
+	json_decref(report(fd, "{\"operation\":\"z\",\"errno\":5}"));
+	advance_on(fd, 1000);
+	json_decref(report(fd, "{\"operation\":\"w\",\"errno\":5}"));
+}
+
 static size_t
 list_count(int fd, const char *params)
 {
@@ -104,8 +121,7 @@ START_TEST(report_list_stats)
 			    "primary")), "retry_with_backoff");
 		}
 		json_decref(r);
-		json_decref(call_on(fd, "{\"id\":1,\"method\":"
-		    "\"debug.advance\",\"params\":{\"ms\":1000}}"));
+		advance_on(fd, 1000);
 	}
 	/* Filters. */
 	ck_assert_uint_eq(list_count(fd, "{}"), 5);
@@ -411,24 +427,11 @@ START_TEST(retention_on_the_daemon_clock)
 	for (i = 0; i < 8; i++)
 		json_decref(report(fd, "{\"operation\":\"x\",\"errno\":5}"));
 	ck_assert_uint_eq(list_count(fd, "{}"), 8);
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":1000}}"));
+	advance_on(fd, 1000);
 	/* The prune is a store job: a report after it commits after it. */
 	json_decref(report(fd, "{\"operation\":\"y\",\"errno\":5}"));
 	ck_assert_uint_eq(list_count(fd, "{\"operation\":\"x\"}"), 5);
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":61000}}"));
-	/*
-	 * One prune job runs at a time: the ticks inside that long advance
-	 * found the first (of the first tick's time) still going, so one
-	 * more runs once it is done; the next advance starts it, with the
-	 * cutoff of the end of the long one. A report after that commits
-	 * after it.
-	 */
-	json_decref(report(fd, "{\"operation\":\"z\",\"errno\":5}"));
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":1000}}"));
-	json_decref(report(fd, "{\"operation\":\"w\",\"errno\":5}"));
+	prune_after(fd, 61000);	/* reports z and w */
 	ck_assert_uint_eq(list_count(fd, "{\"operation\":\"x\"}"), 0);
 	ck_assert_uint_eq(list_count(fd, "{\"operation\":\"y\"}"), 0);
 	ck_assert_uint_eq(list_count(fd, "{}"), 2);
@@ -766,13 +769,7 @@ START_TEST(finished_ops_pruned_with_the_errors)
 	json_decref(r);
 	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM ops"), 3);
 
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":61000}}"));
-	/* As above: the run kept for the end of the first prunes by age. */
-	json_decref(report(fd, "{\"operation\":\"z\",\"errno\":5}"));
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":1000}}"));
-	json_decref(report(fd, "{\"operation\":\"w\",\"errno\":5}"));
+	prune_after(fd, 61000);
 	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM ops"), 0);
 	ck_assert_int_eq(db_int(&d, "SELECT recovered FROM ops_pruned"), 1);
 	ck_assert_int_eq(db_int(&d, "SELECT failed FROM ops_pruned"), 1);

@@ -228,13 +228,6 @@ start_fwd(int port, const char *key, const char *extra)
 	daemon_start_env(&d, conf, manual, NULL, -1);
 }
 
-static void
-advance(int fd, int64_t ms)
-{
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":%lld}}", (long long)ms));
-}
-
 static json_t *
 fwd_status(int fd)
 {
@@ -396,11 +389,11 @@ START_TEST(endpoint_down_then_up)
 	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(f,
 	    "last_error")), "erm_errors"));
 	json_decref(f);
-	advance(fd, 300000);	/* still down: fails again */
+	advance_on(fd, 300000);	/* still down: fails again */
 	usleep(200000);
 	ck_assert_int_gt(pid = ep_start(port, &port2), 0);
 	ck_assert_int_eq(port2, port);
-	advance(fd, 300000);	/* every backoff is due by now */
+	advance_on(fd, 300000);	/* every backoff is due by now */
 	wait_drained(fd);
 	assert_landed_once("erm_errors", ids, 10);
 	json_decref(ids);
@@ -423,10 +416,10 @@ START_TEST(retry_after_is_honoured)
 	report_n(fd, 5, ids, NULL);
 	wait_requests("erm_errors", 1);
 	/* Full jitter at attempt 1 is at most 1 s: Retry-After wins. */
-	advance(fd, 1999);
+	advance_on(fd, 1999);
 	usleep(300000);
 	ck_assert_uint_eq(nrequests("erm_errors"), 1);
-	advance(fd, 1);
+	advance_on(fd, 1);
 	wait_drained(fd);
 	ck_assert_uint_eq(nrequests("erm_errors"), 2);
 	assert_landed_once("erm_errors", ids, 5);
@@ -435,13 +428,13 @@ START_TEST(retry_after_is_honoured)
 	fault("{\"status\":429,\"headers\":{\"Retry-After\":\"7\"}}");
 	report_n(fd, 3, ids, NULL);
 	wait_requests("erm_errors", 3);
-	advance(fd, 6999);
+	advance_on(fd, 6999);
 	usleep(300000);
 	ck_assert_uint_eq(nrequests("erm_errors"), 3);
 	fault("{\"status\":520,\"body\":\"<html>cf</html>\"}");
-	advance(fd, 1);
+	advance_on(fd, 1);
 	wait_requests("erm_errors", 4);
-	advance(fd, 300000);
+	advance_on(fd, 300000);
 	wait_drained(fd);
 	assert_landed_once("erm_errors", ids, 8);
 	reqs = requests("erm_errors");
@@ -472,14 +465,14 @@ START_TEST(reset_mid_request)
 	wait_requests("erm_errors", 1);
 	for (int i = 0; i < 200 && fwd_num(fd, "failures") < 1; i++)
 		usleep(25000);
-	advance(fd, 300000);
+	advance_on(fd, 300000);
 	wait_drained(fd);
 	/* A plain reset half way through the body. */
 	fault("{\"action\":\"reset\"}");
 	report_n(fd, 4, ids, NULL);
 	for (int i = 0; i < 200 && fwd_num(fd, "failures") < 2; i++)
 		usleep(25000);
-	advance(fd, 300000);
+	advance_on(fd, 300000);
 	wait_drained(fd);
 	assert_landed_once("erm_errors", ids, 10);
 	/*
@@ -521,7 +514,7 @@ START_TEST(hang_times_out_then_succeeds)
 	ck_assert_int_eq(json_integer_value(json_object_get(f,
 	    "outbox_backlog")), 5);
 	json_decref(f);
-	advance(fd, 300000);
+	advance_on(fd, 300000);
 	wait_drained(fd);
 	assert_landed_once("erm_errors", ids, 5);
 	json_decref(ids);
@@ -766,7 +759,7 @@ START_TEST(outbox_bound_drops_counted)
 	ck_assert_int_eq(ermctl(&d, prom, sizeof(prom), pargs), 0);
 	ck_assert_ptr_nonnull(strstr(prom, "ermd_forward_dropped_total 3\n"));
 	json_decref(admin("DELETE", "/_test/faults", NULL));
-	advance(fd, 300000);
+	advance_on(fd, 300000);
 	wait_drained(fd);
 	/* The five critical ones landed; the info ones were dropped. */
 	r = json_array();

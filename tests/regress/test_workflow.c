@@ -87,6 +87,14 @@ wait_wf(int fd, const char *id)
 	return (res);
 }
 
+/* workflow.get's reply (new reference), an error or not. */
+static json_t *
+get_wf(int fd, const char *id)
+{
+	return (call_on(fd, "{\"id\":1,\"method\":\"workflow.get\","
+	    "\"params\":{\"id\":\"%s\"}}", id));
+}
+
 static const char *
 wf_state(const json_t *w)
 {
@@ -485,14 +493,10 @@ START_TEST(timeout_kills_the_process_group)
 	    "%s/bg; wait; wait\"]}}]}", root);
 	create(fd, p);
 	bg = read_pid("bg");
-	r = call_on(fd, "{\"id\":3,\"method\":\"debug.advance\",\"params\":"
-	    "{\"ms\":200}}");
-	json_decref(r);
+	advance_on(fd, 200);
 	usleep(200000);
 	ck_assert_msg(!pid_gone(bg), "SIGTERM is ignored: %d still runs", bg);
-	r = call_on(fd, "{\"id\":3,\"method\":\"debug.advance\",\"params\":"
-	    "{\"ms\":5000}}");
-	json_decref(r);
+	advance_on(fd, 5000);
 	r = call_on(fd, "{\"id\":4,\"method\":\"workflow.list\",\"params\":"
 	    "{}}");
 	w = wait_wf(fd, json_string_value(json_object_get(json_array_get(
@@ -838,8 +842,7 @@ START_TEST(finished_workflows_are_pruned)
 	snprintf(held, sizeof(held), "%s", create(fd, "{\"name\":\"held\","
 	    "\"run\":false,\"steps\":[{\"name\":\"a\",\"action\":"
 	    "{\"type\":\"sleep\",\"ms\":1}}]}"));
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":30000}}"));
+	advance_on(fd, 30000);
 	snprintf(p, sizeof(p), quick, "young");
 	snprintf(young, sizeof(young), "%s", create(fd, p));
 	w = wait_wf(fd, young);
@@ -847,8 +850,7 @@ START_TEST(finished_workflows_are_pruned)
 	json_decref(w);
 
 	/* old finished 61 s ago, young 31 s ago. */
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":31000}}"));
+	advance_on(fd, 31000);
 	/*
 	 * One prune job at a time: the ticks inside the long advance found
 	 * the first (of the first tick's time) still going, so one more runs
@@ -857,24 +859,20 @@ START_TEST(finished_workflows_are_pruned)
 	 */
 	create(fd, "{\"name\":\"b1\",\"run\":false,\"steps\":[{\"name\":"
 	    "\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]}");
-	json_decref(call_on(fd, "{\"id\":1,\"method\":\"debug.advance\","
-	    "\"params\":{\"ms\":1000}}"));
+	advance_on(fd, 1000);
 	create(fd, "{\"name\":\"b2\",\"run\":false,\"steps\":[{\"name\":"
 	    "\"a\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]}");
 
-	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
-	    "{\"id\":\"%s\"}}", old);
+	r = get_wf(fd, old);
 	ck_assert_int_eq(reply_code(r), 1001);
 	json_decref(r);
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM workflow_steps "
 	    "WHERE workflow_id = '%s'", old);
 	ck_assert_int_eq(db_int(&d, sql), 0);
-	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
-	    "{\"id\":\"%s\"}}", young);
+	r = get_wf(fd, young);
 	ck_assert_str_eq(wf_state(result(r)), "succeeded");
 	json_decref(r);
-	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
-	    "{\"id\":\"%s\"}}", held);
+	r = get_wf(fd, held);
 	ck_assert_str_eq(wf_state(result(r)), "pending");
 	json_decref(r);
 	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM workflows"), 4);
@@ -954,8 +952,7 @@ START_TEST(bad_graphs_are_refused)
 		    data, "reason")), bad[i].names));
 		json_decref(r);
 	}
-	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
-	    "{\"id\":\"01900000-0000-7000-8000-000000000000\"}}");
+	r = get_wf(fd, "01900000-0000-7000-8000-000000000000");
 	ck_assert_int_eq(reply_code(r), 1001);
 	json_decref(r);
 	close(fd);
@@ -974,8 +971,7 @@ START_TEST(cancel_and_pending)
 	snprintf(id, sizeof(id), "%s", create(fd, "{\"name\":\"p\",\"run\":"
 	    "false,\"steps\":[{\"name\":\"a\",\"action\":{\"type\":\"sleep\","
 	    "\"ms\":1}}]}"));
-	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\",\"params\":"
-	    "{\"id\":\"%s\"}}", id);
+	r = get_wf(fd, id);
 	ck_assert_str_eq(wf_state(result(r)), "pending");
 	json_decref(r);
 	r = call_on(fd, "{\"id\":1,\"method\":\"workflow.run\",\"params\":"
@@ -1060,8 +1056,7 @@ get_when(int fd, const char *id, const char *name, const char *state)
 	int	 i;
 
 	for (i = 0; i < 500; i++) {
-		r = call_on(fd, "{\"id\":1,\"method\":\"workflow.get\","
-		    "\"params\":{\"id\":\"%s\"}}", id);
+		r = get_wf(fd, id);
 		if (strcmp(step_state(result(r), name), state) == 0)
 			return (r);
 		json_decref(r);
