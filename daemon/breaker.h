@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "classify.h"
+#include "htab.h"
 #include "opts.h"
 #include "params.h"
 
@@ -57,20 +58,24 @@ int		 breaker_name_valid(const char *name);
 
 /* Every key of `[breaker]` / `[breaker.NAME]`, defaults in section 1. */
 struct breaker_config {
-	int		 window;		/* enum breaker_window */
-	int64_t		 failure_threshold;
-	int64_t		 window_size;		/* calls, or seconds (time) */
 	double		 failure_rate_threshold;
+	int64_t		 window_size;		/* calls, or seconds (time) */
 	int64_t		 minimum_calls;
-	int64_t		 slow_call_ms;		/* 0: off */
 	double		 slow_call_rate_threshold;
 	int64_t		 recovery_timeout_ms;
 	double		 recovery_backoff;
 	int64_t		 max_recovery_timeout_ms;
 	int64_t		 half_open_max_calls;
 	int64_t		 half_open_max_wait_ms;	/* 0: off */
-	int64_t		 permit_ttl_ms;
 	int64_t		 idle_evict_ms;		/* 0: never */
+	/*
+	 * Last, next to struct breaker's busy fields: what every acquire and
+	 * record of a closed breaker reads.
+	 */
+	int64_t		 failure_threshold;
+	int64_t		 slow_call_ms;		/* 0: off */
+	int64_t		 permit_ttl_ms;
+	int		 window;		/* enum breaker_window */
 	catset		 ignore;
 };
 
@@ -278,6 +283,8 @@ json_t		*breakers_list_json(struct breakers *reg, int state);
 size_t		 breakers_count(const struct breakers *reg,
 		    size_t by_state[BRK_NSTATES]);
 size_t		 breakers_permits(const struct breakers *reg);
+/* The table of breakers by name, for htab_prefetch() only. */
+const struct htab *breakers_by_name(const struct breakers *reg);
 /* Calls fn for every breaker, in no particular order. */
 void		 breakers_foreach(struct breakers *reg,
 		    void (*fn)(void *arg, const struct breaker *b), void *arg);

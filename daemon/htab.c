@@ -108,6 +108,27 @@ htab_find(const struct htab *h, const void *key, size_t len)
 	return (NULL);
 }
 
+void
+htab_prefetch(const struct htab *const *tabs, size_t n, const void *key,
+    size_t len)
+{
+	struct hnode	*node;
+	uint64_t	 hash = htab_hash(key, len);
+	size_t		 i;
+
+	/* All the buckets first: reading one below waits for it. */
+	for (i = 0; i < n; i++)
+		if (tabs[i]->nb != 0)
+			__builtin_prefetch(&tabs[i]->b[hash &
+			    (tabs[i]->nb - 1)]);
+	for (i = 0; i < n; i++)
+		if (tabs[i]->nb != 0 &&
+		    (node = tabs[i]->b[hash & (tabs[i]->nb - 1)]) != NULL) {
+			__builtin_prefetch(node);
+			__builtin_prefetch((const char *)node - 64);
+		}
+}
+
 /* Keep the load at most one entry per bucket; doubling keeps it amortised. */
 static int
 grow(struct htab *h)

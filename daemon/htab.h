@@ -42,6 +42,16 @@ int		 htab_insert(struct htab *h, struct hnode *node,
 		    const void *key, size_t len);
 void		 htab_remove(struct htab *h, struct hnode *node);
 /*
+ * Start loading, without waiting for it, what a find of key in each of the
+ * n tables will read: its bucket, then the bucket's first entry and the
+ * cache line before the node (entries keep their busiest fields there).
+ * Called before looking one key up in several large tables, their cache
+ * misses overlap instead of following one another. A hint only: nothing
+ * changes, and a find afterwards is as correct without it.
+ */
+void		 htab_prefetch(const struct htab *const *tabs, size_t n,
+		    const void *key, size_t len);
+/*
  * Iterate: start with cur NULL; *bucket is the iterator's state. Fetch the
  * next node before removing cur; inserting during a walk is not allowed
  * (it may rehash).

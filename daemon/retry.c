@@ -297,13 +297,18 @@ retry_rng_uniform(struct retry_rng *r, int64_t lo, int64_t hi)
  */
 struct bkey {
 	struct bkey	*prev, *next;		/* oldest placed first */
+	uint32_t	 ret[RETRY_BUDGET_SLOTS];
+	uint64_t	 ret_sum;
+	/*
+	 * What every breaker.acquire touches, packed against the node and the
+	 * name: with many keys each acquire finds its key cold in the cache.
+	 */
+	uint32_t	 req[RETRY_BUDGET_SLOTS];
+	uint64_t	 req_sum;
 	uint64_t	 last;			/* last touch, ms */
-	int		 touched;		/* since it was placed */
 	uint64_t	 width;			/* ms per slot */
 	uint64_t	 head;			/* number of the newest slot */
-	uint32_t	 req[RETRY_BUDGET_SLOTS];
-	uint32_t	 ret[RETRY_BUDGET_SLOTS];
-	uint64_t	 req_sum, ret_sum;
+	int		 touched;		/* since it was placed */
 	struct hnode	 node;			/* beside the name it keys */
 	char		 name[];
 };
@@ -547,6 +552,12 @@ size_t
 retry_budget_nkeys(const struct retry_budget *b)
 {
 	return (b->keys.n);
+}
+
+const struct htab *
+retry_budget_keys(const struct retry_budget *b)
+{
+	return (&b->keys);
 }
 
 const struct retry_counters *

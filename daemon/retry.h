@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "classify.h"
+#include "htab.h"
 #include "params.h"
 
 enum retry_backoff {
@@ -147,6 +148,8 @@ int		 retry_budget_note_request(struct retry_budget *b,
 void		 retry_budget_window(struct retry_budget *b, const char *key,
 		    uint64_t *requests, uint64_t *retries);
 size_t		 retry_budget_nkeys(const struct retry_budget *b);
+/* The table of keys, for htab_prefetch() only. */
+const struct htab *retry_budget_keys(const struct retry_budget *b);
 const struct retry_counters *
 		 retry_budget_counters(const struct retry_budget *b);
 

@@ -1287,6 +1287,51 @@ START_TEST(test_lease_owner)
 END_TEST
 
 /*
+ * Freed permits are kept for the next acquire (permit_alloc): one used again
+ * must carry nothing over, neither its trial flag, nor its owner, nor its
+ * id. 300 in flight is more than the spare list keeps.
+ */
+START_TEST(test_permits_reused)
+{
+	struct breaker_config	 c;
+	struct breakers		*reg;
+	static char		 old[300][BREAKER_PERMIT_MAX];
+	char			 p[BREAKER_PERMIT_MAX];
+	int			 i;
+
+	breaker_config_defaults(&c);
+	reg = mkreg(&c);
+	for (i = 0; i < 300; i++)
+		ck_assert_int_eq(acq_as(reg, "a", 7, old[i]), 0);
+	for (i = 0; i < 300; i++)
+		ck_assert(rec(reg, "a", old[i], OUTCOME_SUCCESS));
+	ck_assert_uint_eq(breakers_permits(reg), 0);
+	/* A trial permit, freed, then given to a closed breaker's call. */
+	to_half_open(reg, "h");
+	ck_assert_int_eq(acq_as(reg, "h", 9, p), 0);
+	ck_assert(rec(reg, "h", p, OUTCOME_SUCCESS));
+	ck_assert_int_eq(st(reg, "h"), BRK_CLOSED);
+	ck_assert_int_eq(acq(reg, "h", p), 0);
+	ck_assert(rec(reg, "h", p, OUTCOME_FAILURE));
+	ck_assert_int_eq(st(reg, "h"), BRK_CLOSED);
+	ck_assert_int_eq(wnum(reg, "h", "calls"), 1);
+	ck_assert_int_eq(wnum(reg, "h", "failures"), 1);
+	/* Owner 7's permits went back; new ones of no owner outlive it. */
+	for (i = 0; i < 300; i++)
+		ck_assert_int_eq(acq(reg, "a", NULL), 0);
+	breaker_release_owner(reg, 7);
+	breaker_release_owner(reg, 9);
+	ck_assert_uint_eq(breaker_permits(breaker_find(reg, "a")), 300);
+	/* The old ids name nothing, though their memory is in use again. */
+	for (i = 0; i < 300; i++)
+		ck_assert(!rec(reg, "a", old[i], OUTCOME_FAILURE));
+	ck_assert_uint_eq(breaker_permits(breaker_find(reg, "a")), 300);
+	ck_assert_int_eq(wnum(reg, "a", "failures"), 0);
+	breakers_free(reg);
+}
+END_TEST
+
+/*
  * Ending one lease re-opens the breaker, which drops the rest of its
  * permits, this owner's and another's: the release must cope.
  */
@@ -2305,6 +2350,7 @@ breaker_suite(void)
 	tcase_add_test(tc, test_free_standing);
 	tcase_add_test(tc, test_lease_ttl);
 	tcase_add_test(tc, test_lease_owner);
+	tcase_add_test(tc, test_permits_reused);
 	tcase_add_test(tc, test_lease_owner_reopens);
 	suite_add_tcase(s, tc);
 
