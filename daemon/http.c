@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <event2/event.h>
 
 #include "http.h"
+#include "worker.h"
 
 /*
  * How libcurl runs on libevent (curl's hiperfifo pattern): libcurl tells us
@@ -35,6 +37,8 @@ struct sockinfo {
 	struct event	*ev;
 };
 
+struct fio;
+
 struct http_req {
 	struct http_req		*next, *prev;
 	CURL			*easy;
@@ -46,15 +50,19 @@ struct http_req {
 
 	/* Request body. */
 	uint8_t			*body_buf;	/* owned copy */
-	int			 body_fd;
+	struct fio		*up;		/* or from a file */
 	uint64_t		 body_len, body_off;
 
 	/* Response. */
 	char			*resp;		/* NUL-terminated */
 	size_t			 resp_len, resp_cap;
 	uint64_t		 resp_max;
-	int			 resp_fd;
-	uint64_t		 resp_written;
+	struct fio		*down;		/* or to a file */
+	uint64_t		 resp_taken;	/* by write_cb, for down */
+	uint64_t		 resp_written;	/* to the file */
+	/* Done, but down still has bytes to write: finish() waits. */
+	int			 finishing;
+	CURLcode		 rc;
 	char			*hbuf;		/* header lines */
 	size_t			 hlen, hcap;
 
@@ -63,7 +71,7 @@ struct http_req {
 
 	int			 io_err;	/* errno of our side */
 	const char		*io_what;	/* what failed on our side */
-	int			 io_local;	/* body fd or resp_fd failed */
+	int			 io_local;	/* a body file failed */
 };
 
 static struct {
@@ -78,6 +86,7 @@ static struct {
 } h;
 
 static void	check_done(void);
+static void	complete(struct http_req *, CURLcode);
 
 /* ---- the loop side -------------------------------------------------- */
 
@@ -180,40 +189,322 @@ sock_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 	return (0);
 }
 
+/* ---- body files, off the loop ---------------------------------------- */
+
+/*
+ * A body file is read or written by the worker pool, never on the loop: a
+ * disk that stalls (a failing drive, a hung network file system) must not
+ * stall the daemon. Two buffers take turns: on the loop libcurl drains one
+ * (upload) or fills one (download) while a worker fills the other from the
+ * file or writes it out. When libcurl gets ahead of the disk its transfer
+ * is paused (CURL_READFUNC_PAUSE, CURL_WRITEFUNC_PAUSE) and resumed when
+ * the worker is done. One task per file is out at a time, so the file is
+ * read and written in order. The tap (hashing) stays on the loop, in
+ * stream order, as the bytes pass through libcurl's callbacks.
+ *
+ * The worker has a descriptor of its own (a dup), and a transfer that ends
+ * while a task is out (a failure, a cancel, shutdown) leaves the state to
+ * that task, which frees it when it completes: the caller may close its
+ * descriptor at once, and the task cannot touch another file.
+ */
+#define FIO_CHUNK	(256 * 1024)
+
+struct fio {
+	struct http_req	*r;		/* NULL: the transfer is gone */
+	int		 fd;		/* a dup of the caller's */
+	int		 upload;
+	char		*buf[2];
+	size_t		 cap[2];
+	size_t		 len[2];	/* bytes held */
+	int		 ready[2];	/* upload: filled from the file */
+	int		 cur;		/* the buffer libcurl uses */
+	size_t		 pos;		/* upload: of buf[cur] given out */
+	uint64_t	 file_off;	/* upload: the next byte to read */
+	unsigned	 gen;		/* upload: moves at a rewind */
+	int		 paused;	/* libcurl waits for the worker */
+	/* The task out, if busy. */
+	int		 busy;
+	int		 task_buf;
+	uint64_t	 task_off;
+	size_t		 task_len;
+	unsigned	 task_gen;
+	size_t		 task_done;
+	int		 task_err;
+};
+
+static struct fio *
+fio_new(int fd, int upload)
+{
+	struct fio	*f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return (NULL);
+	if ((f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		free(f);
+		return (NULL);
+	}
+	f->upload = upload;
+	return (f);
+}
+
+static void
+fio_free(struct fio *f)
+{
+	close(f->fd);
+	free(f->buf[0]);
+	free(f->buf[1]);
+	free(f);
+}
+
+/* The transfer is over: free f now, or when its task completes. */
+static void
+fio_release(struct fio *f)
+{
+	if (f == NULL)
+		return;
+	if (f->busy)
+		f->r = NULL;
+	else
+		fio_free(f);
+}
+
+/* Room for n bytes in buffer i. */
+static int
+fio_room(struct fio *f, int i, size_t n)
+{
+	char	*p;
+
+	if (f->cap[i] >= n)
+		return (0);
+	if ((p = realloc(f->buf[i], n)) == NULL)
+		return (-1);
+	f->buf[i] = p;
+	f->cap[i] = n;
+	return (0);
+}
+
+/* On a worker: the task's fields and buffer only. */
+static void
+fio_read_task(void *arg)
+{
+	struct fio	*f = arg;
+	char		*p = f->buf[f->task_buf];
+	ssize_t		 n;
+
+	f->task_err = 0;
+	f->task_done = 0;
+	while (f->task_done < f->task_len) {
+		n = pread(f->fd, p + f->task_done, f->task_len - f->task_done,
+		    (off_t)(f->task_off + f->task_done));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* 0: the file shrank; it must not be padded. */
+			f->task_err = n == 0 ? EIO : errno;
+			return;
+		}
+		f->task_done += (size_t)n;
+	}
+}
+
+static void
+fio_write_task(void *arg)
+{
+	struct fio	*f = arg;
+	const char	*p = f->buf[f->task_buf];
+	ssize_t		 n;
+
+	f->task_err = 0;
+	f->task_done = 0;
+	while (f->task_done < f->task_len) {
+		n = write(f->fd, p + f->task_done, f->task_len - f->task_done);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			f->task_err = n == 0 ? EIO : errno;
+			return;
+		}
+		f->task_done += (size_t)n;
+	}
+}
+
+static void	fio_task_done(void *);
+
+static int
+fio_submit(struct http_req *r, struct fio *f)
+{
+	if (worker_submit(f->upload ? fio_read_task : fio_write_task,
+	    fio_task_done, f) == -1) {
+		r->io_err = ENOMEM;
+		r->io_local = 1;
+		r->io_what = "cannot queue the body file's I/O";
+		return (-1);
+	}
+	f->busy = 1;
+	return (0);
+}
+
+/* Let a paused transfer go on: libcurl calls back for what it waits on. */
+static void
+fio_resume(struct http_req *r, struct fio *f)
+{
+	if (!f->paused || r->finishing)
+		return;
+	f->paused = 0;
+	curl_easy_pause(r->easy, CURLPAUSE_CONT);
+}
+
+/* Upload: start reading the next part of the file into a free buffer. */
+static int
+upload_fill(struct http_req *r, struct fio *f)
+{
+	uint64_t	left = r->body_len - f->file_off;
+	int		i;
+
+	if (f->busy || left == 0)
+		return (0);
+	if (!f->ready[f->cur])
+		i = f->cur;
+	else if (!f->ready[!f->cur])
+		i = !f->cur;
+	else
+		return (0);
+	if (fio_room(f, i, FIO_CHUNK) == -1) {
+		r->io_err = ENOMEM;
+		r->io_what = "out of memory";
+		return (-1);
+	}
+	f->task_buf = i;
+	f->task_off = f->file_off;
+	f->task_len = left < FIO_CHUNK ? (size_t)left : FIO_CHUNK;
+	f->task_gen = f->gen;
+	if (fio_submit(r, f) == -1)
+		return (-1);
+	f->file_off += f->task_len;
+	return (0);
+}
+
+static void
+upload_filled(struct http_req *r, struct fio *f)
+{
+	int	i = f->task_buf;
+
+	if (f->task_gen != f->gen)
+		(void)upload_fill(r, f);	/* read before a rewind */
+	else if (f->task_err != 0) {
+		r->io_err = f->task_err;
+		r->io_local = 1;
+		r->io_what = f->task_err == EIO ? "the body file shrank "
+		    "while being sent" : "reading the body file";
+	} else {
+		f->len[i] = f->task_len;
+		f->ready[i] = 1;
+		(void)upload_fill(r, f);	/* a failure aborts later */
+	}
+	fio_resume(r, f);
+}
+
+/* Download: hand buffer cur to a worker; libcurl fills the other. */
+static int
+download_flush(struct http_req *r, struct fio *f)
+{
+	f->task_buf = f->cur;
+	f->task_len = f->len[f->cur];
+	if (fio_submit(r, f) == -1)
+		return (-1);
+	f->cur = !f->cur;
+	return (0);
+}
+
+/* After the transfer: write what is left, then finish. */
+static void
+download_finish(struct http_req *r, struct fio *f)
+{
+	if (f->busy)
+		return;
+	if (r->io_err == 0 && f->len[f->cur] > 0 &&
+	    download_flush(r, f) == 0)
+		return;
+	complete(r, r->io_err != 0 ? CURLE_WRITE_ERROR : r->rc);
+}
+
+static void
+download_written(struct http_req *r, struct fio *f)
+{
+	if (f->task_err != 0) {
+		r->io_err = f->task_err;
+		r->io_local = 1;
+		r->io_what = "writing the response body";
+	} else
+		r->resp_written += f->task_len;
+	f->len[f->task_buf] = 0;
+	if (r->finishing)
+		download_finish(r, f);
+	else
+		fio_resume(r, f);
+}
+
+/* On the loop, when a task is done. */
+static void
+fio_task_done(void *arg)
+{
+	struct fio	*f = arg;
+
+	f->busy = 0;
+	if (f->r == NULL) {
+		fio_free(f);
+		return;
+	}
+	if (f->upload)
+		upload_filled(f->r, f);
+	else
+		download_written(f->r, f);
+	/* A resumed transfer may have ended at once. */
+	check_done();
+}
+
 /* ---- transfers ------------------------------------------------------ */
 
 static size_t
 read_cb(char *buf, size_t size, size_t nitems, void *arg)
 {
 	struct http_req	*r = arg;
+	struct fio	*f = r->up;
 	uint64_t	 left = r->body_len - r->body_off;
-	size_t		 want = size * nitems;
-	ssize_t		 n;
+	size_t		 want = size * nitems, n;
 
 	if (want > left)
 		want = (size_t)left;
 	if (want == 0)
 		return (0);
-	if (r->body_fd < 0) {
+	if (f == NULL) {
 		memcpy(buf, r->body_buf + r->body_off, want);
-		n = (ssize_t)want;
-	} else {
-		do
-			n = pread(r->body_fd, buf, want, (off_t)r->body_off);
-		while (n == -1 && errno == EINTR);
-		if (n <= 0) {
-			/* A file that shrank under us must not be padded. */
-			r->io_err = n == 0 ? EIO : errno;
-			r->io_local = 1;
-			r->io_what = n == 0 ? "the body file shrank while "
-			    "being sent" : "reading the body file";
-			return (CURL_READFUNC_ABORT);
-		}
-		if (r->tap != NULL)
-			r->tap(r->tap_arg, 1, buf, (size_t)n);
+		r->body_off += want;
+		return (want);
 	}
-	r->body_off += (uint64_t)n;
-	return ((size_t)n);
+	if (r->io_err != 0)
+		return (CURL_READFUNC_ABORT);
+	if (!f->ready[f->cur]) {
+		if (upload_fill(r, f) == -1)
+			return (CURL_READFUNC_ABORT);
+		f->paused = 1;
+		return (CURL_READFUNC_PAUSE);
+	}
+	n = f->len[f->cur] - f->pos;
+	if (n > want)
+		n = want;
+	memcpy(buf, f->buf[f->cur] + f->pos, n);
+	if (r->tap != NULL)
+		r->tap(r->tap_arg, 1, buf, n);
+	f->pos += n;
+	r->body_off += n;
+	if (f->pos == f->len[f->cur]) {
+		f->ready[f->cur] = 0;
+		f->pos = 0;
+		f->cur = !f->cur;
+		(void)upload_fill(r, f);	/* a failure aborts later */
+	}
+	return (n);
 }
 
 /* libcurl rewinds an upload it must send again (a reused connection that
@@ -222,12 +513,20 @@ static int
 seek_cb(void *arg, curl_off_t offset, int origin)
 {
 	struct http_req	*r = arg;
+	struct fio	*f = r->up;
 
 	if (origin != SEEK_SET || offset != 0)
 		return (CURL_SEEKFUNC_CANTSEEK);
 	r->body_off = 0;
-	if (r->tap != NULL && r->body_fd >= 0)
-		r->tap(r->tap_arg, 1, NULL, 0);
+	if (f != NULL) {
+		f->gen++;		/* a task out reads for nothing */
+		f->ready[0] = f->ready[1] = 0;
+		f->cur = 0;
+		f->pos = 0;
+		f->file_off = 0;
+		if (r->tap != NULL)
+			r->tap(r->tap_arg, 1, NULL, 0);
+	}
 	return (CURL_SEEKFUNC_OK);
 }
 
@@ -235,34 +534,42 @@ static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct http_req	*r = arg;
-	size_t		 n = size * nmemb, done = 0, ncap;
-	ssize_t		 w;
+	struct fio	*f = r->down;
+	size_t		 n = size * nmemb, ncap;
 	char		*p;
 
-	if (r->resp_max > 0 && (r->resp_fd >= 0 ? r->resp_written :
-	    r->resp_len) + n > r->resp_max) {
+	if (r->resp_max > 0 && (f != NULL ? r->resp_taken : r->resp_len) +
+	    n > r->resp_max) {
 		r->io_err = EFBIG;
 		r->io_what = "the response body is over the limit";
 		return (0);
 	}
-	if (r->tap != NULL)
-		r->tap(r->tap_arg, 0, data, n);
-	if (r->resp_fd >= 0) {
-		while (done < n) {
-			w = write(r->resp_fd, data + done, n - done);
-			if (w == -1 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				r->io_err = w == 0 ? EIO : errno;
-				r->io_local = 1;
-				r->io_what = "writing the response body";
-				return (0);
+	if (f != NULL) {
+		if (r->io_err != 0)
+			return (0);
+		if (f->len[f->cur] > 0 && f->len[f->cur] + n > FIO_CHUNK) {
+			if (f->busy) {
+				/* Both buffers taken: wait for the disk. */
+				f->paused = 1;
+				return (CURL_WRITEFUNC_PAUSE);
 			}
-			done += (size_t)w;
+			if (download_flush(r, f) == -1)
+				return (0);
 		}
-		r->resp_written += n;
+		if (fio_room(f, f->cur, n > FIO_CHUNK ? n : FIO_CHUNK) == -1) {
+			r->io_err = ENOMEM;
+			r->io_what = "out of memory";
+			return (0);
+		}
+		memcpy(f->buf[f->cur] + f->len[f->cur], data, n);
+		f->len[f->cur] += n;
+		r->resp_taken += n;
+		if (r->tap != NULL)
+			r->tap(r->tap_arg, 0, data, n);
 		return (n);
 	}
+	if (r->tap != NULL)
+		r->tap(r->tap_arg, 0, data, n);
 	if (r->resp_len + n + 1 > r->resp_cap) {
 		ncap = r->resp_cap ? r->resp_cap : 4096;
 		while (ncap < r->resp_len + n + 1)
@@ -332,6 +639,8 @@ req_free(struct http_req *r)
 	if (r->easy != NULL)
 		curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->hdrs);
+	fio_release(r->up);
+	fio_release(r->down);
 	free(r->body_buf);
 	free(r->resp);
 	free(r->hbuf);
@@ -465,9 +774,22 @@ check_done(void)
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
 		r = (struct http_req *)(void *)priv;
 		curl_multi_remove_handle(h.multi, r->easy);
-		req_unlink(r);
-		finish(r, rc);
+		if (rc == CURLE_OK && r->down != NULL) {
+			/* The file must hold every byte before the callback. */
+			r->finishing = 1;
+			r->rc = rc;
+			download_finish(r, r->down);
+			continue;
+		}
+		complete(r, rc);
 	}
+}
+
+static void
+complete(struct http_req *r, CURLcode rc)
+{
+	req_unlink(r);
+	finish(r, rc);
 }
 
 int
@@ -574,16 +896,21 @@ http_request(const char *method, const char *url, const char *const *headers,
 		return (NULL);
 	r->done = done;
 	r->arg = arg;
-	r->body_fd = -1;
-	r->resp_fd = opts->resp_fd;
 	r->resp_max = opts->max_response_bytes;
-	if (r->resp_fd < 0 && r->resp_max == 0)
+	if (opts->resp_fd < 0 && r->resp_max == 0)
 		r->resp_max = HTTP_DEFAULT_MAX_RESPONSE;
 	r->tap = opts->tap;
 	r->tap_arg = opts->tap_arg;
+	if (opts->resp_fd >= 0) {
+		if ((r->down = fio_new(opts->resp_fd, 0)) == NULL)
+			goto fail_keep_errno;
+		r->down->r = r;
+	}
 	has_body = body != NULL && (body->fd >= 0 || body->buf != NULL);
 	if (has_body && body->fd >= 0) {
-		r->body_fd = body->fd;
+		if ((r->up = fio_new(body->fd, 1)) == NULL)
+			goto fail_keep_errno;
+		r->up->r = r;
 		r->body_len = body->len;
 	} else if (has_body) {
 		if ((r->body_buf = malloc(body->len ? body->len : 1)) == NULL)

@@ -27,8 +27,10 @@ struct http_req;
 /*
  * What to send. Either a buffer (copied by http_request, so the caller may
  * free it at once), or len bytes of an open file read with pread from offset
- * 0 (the descriptor is borrowed: keep it open until the callback). Leave
- * both empty (buf NULL, fd -1) for no body.
+ * 0 (http_request duplicates the descriptor, so the caller may close its
+ * own at once). Leave both empty (buf NULL, fd -1) for no body. A file is
+ * read, and a response file written, on the worker pool (worker.h), never
+ * on the loop: a request with either needs the pool running.
  */
 struct http_body {
 	const void	*buf;
@@ -49,14 +51,18 @@ struct http_options {
 	 * written to it are limited instead (0: no limit).
 	 */
 	uint64_t	 max_response_bytes;
-	/* >= 0: write the response body to this descriptor (borrowed)
-	 * instead of keeping it in memory. */
+	/*
+	 * >= 0: write the response body to this descriptor instead of
+	 * keeping it in memory, with write(2) at its file offset (through a
+	 * duplicate, so the caller may close its own at once). Every byte is
+	 * written before the callback runs.
+	 */
 	int		 resp_fd;
 	/*
-	 * Called with every chunk of the request body as it is read (fd
-	 * bodies only) and of the response body as it arrives, for hashing;
-	 * data NULL means "start again" (libcurl rewound the upload, or a
-	 * new response began). May be NULL.
+	 * Called on the loop, in order, with every chunk of the request body
+	 * as it is sent (fd bodies only) and of the response body as it
+	 * arrives, for hashing; data NULL means "start again" (libcurl
+	 * rewound the upload). May be NULL.
 	 */
 	void		(*tap)(void *arg, int upload, const void *data,
 			    size_t len);

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "http.h"
+#include "worker.h"
 
 static int			 lfd = -1;
 static int			 port;
@@ -29,6 +30,13 @@ static struct event_base	*base;
 static char			 tmpdir[64];
 
 /* ---- the server ----------------------------------------------------- */
+
+/* Byte i of a /big/ body: no period, so a part out of order shows. */
+static char
+big_byte(uint64_t i)
+{
+	return ((char)('a' + (uint32_t)(i * 2654435761u) % 26));
+}
 
 static void
 send_all(int fd, const void *buf, size_t len)
@@ -111,7 +119,10 @@ serve(void *arg)
 		size_t	 sz = strtoul(path + 5, NULL, 10);
 		char	*b = malloc(sz + 1);
 
-		memset(b, 'x', sz);
+		size_t	 i;
+
+		for (i = 0; i < sz; i++)
+			b[i] = big_byte(i);
 		reply(fd, 200, "", b, sz);
 		free(b);
 	} else if (strcmp(path, "/busy") == 0) {
@@ -158,6 +169,7 @@ setup(void)
 	pthread_create(&t, NULL, server_main, NULL);
 	pthread_detach(t);
 	base = event_base_new();
+	ck_assert_int_eq(worker_init(base, 2), 0);
 	ck_assert_int_eq(http_init(base), 0);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/ermd-http-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
@@ -169,6 +181,7 @@ teardown(void)
 	char	cmd[128];
 
 	http_shutdown();
+	worker_shutdown();
 	event_base_free(base);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	(void)!system(cmd);
@@ -180,6 +193,7 @@ struct got {
 	int		 done;
 	long		 status;
 	int		 err;
+	int		 local;
 	char		 error[256];
 	char		*body;
 	size_t		 body_len;
@@ -198,6 +212,7 @@ collect(const struct http_response *r, void *arg)
 	g->done++;
 	g->status = r->status;
 	g->err = r->err;
+	g->local = r->local;
 	snprintf(g->error, sizeof(g->error), "%s", r->error);
 	g->body = malloc(r->body_len + 1);
 	memcpy(g->body, r->body, r->body_len + 1);
@@ -269,47 +284,6 @@ START_TEST(head_has_no_body)
 }
 END_TEST
 
-START_TEST(bodies_from_buffer_and_file)
-{
-	static const char *const hdrs[] = { "Content-Type: application/json",
-	    NULL };
-	struct http_body	 b = { "{\"a\":1}", 7, -1 };
-	struct got		 g[3];
-	char			 path[128], data[100000];
-	int			 fd, i;
-
-	memset(g, 0, sizeof(g));
-	http_request("POST", url("/echo"), hdrs, &b, NULL, collect, &g[0]);
-	http_request("DELETE", url("/echo"), NULL, NULL, NULL, collect, &g[1]);
-	for (i = 0; i < (int)sizeof(data); i++)
-		data[i] = (char)('a' + i % 26);
-	snprintf(path, sizeof(path), "%s/body", tmpdir);
-	fd = open(path, O_RDWR | O_CREAT, 0600);
-	ck_assert_int_eq(write(fd, data, sizeof(data)), sizeof(data));
-	b.buf = NULL;
-	b.fd = fd;
-	b.len = sizeof(data);
-	http_request("PUT", url("/echo"), NULL, &b, NULL, collect, &g[2]);
-	i = 0;
-	while (g[0].done + g[1].done + g[2].done < 3)
-		event_base_loop(base, EVLOOP_ONCE);
-	ck_assert_int_eq(g[0].status, 201);
-	ck_assert_str_eq(g[0].method, "POST");
-	ck_assert_str_eq(g[0].body, "{\"a\":1}");
-	ck_assert_str_eq(g[0].ua, "ermd/" ERMD_VERSION);
-	ck_assert_str_eq(g[0].expect, "no");
-	ck_assert_str_eq(g[1].method, "DELETE");
-	ck_assert_uint_eq(g[1].body_len, 0);
-	ck_assert_int_eq(g[2].err, 0);
-	ck_assert_str_eq(g[2].method, "PUT");
-	ck_assert_uint_eq(g[2].body_len, sizeof(data));
-	ck_assert_int_eq(memcmp(g[2].body, data, sizeof(data)), 0);
-	close(fd);
-	for (i = 0; i < 3; i++)
-		free(g[i].body);
-}
-END_TEST
-
 struct tapped {
 	uint64_t	up, down;
 	int		restarts;
@@ -328,13 +302,71 @@ tap(void *arg, int upload, const void *data, size_t len)
 		t->down += len;
 }
 
+START_TEST(bodies_from_buffer_and_file)
+{
+	static const char *const hdrs[] = { "Content-Type: application/json",
+	    NULL };
+	struct http_body	 b = { "{\"a\":1}", 7, -1 };
+	struct http_options	 o = { .resp_fd = -1 };
+	struct tapped		 t = { 0, 0, 0 };
+	struct got		 g[3];
+	char			 path[128];
+	/* Four of the file reader's buffers, the last one part full. */
+	static char		 data[900000];
+	unsigned		 x = 1;
+	int			 fd, i;
+
+	memset(g, 0, sizeof(g));
+	http_request("POST", url("/echo"), hdrs, &b, NULL, collect, &g[0]);
+	http_request("DELETE", url("/echo"), NULL, NULL, NULL, collect, &g[1]);
+	/* No period: a part sent twice or out of order shows. */
+	for (i = 0; i < (int)sizeof(data); i++) {
+		x = x * 1103515245 + 12345;
+		data[i] = (char)('a' + (x >> 16) % 26);
+	}
+	snprintf(path, sizeof(path), "%s/body", tmpdir);
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_eq(write(fd, data, sizeof(data)), sizeof(data));
+	b.buf = NULL;
+	b.fd = fd;
+	b.len = sizeof(data);
+	o.tap = tap;
+	o.tap_arg = &t;
+	o.max_response_bytes = sizeof(data);
+	http_request("PUT", url("/echo"), NULL, &b, &o, collect, &g[2]);
+	/* The descriptor is the caller's again as soon as the call returns. */
+	close(fd);
+	i = 0;
+	while (g[0].done + g[1].done + g[2].done < 3)
+		event_base_loop(base, EVLOOP_ONCE);
+	ck_assert_int_eq(g[0].status, 201);
+	ck_assert_str_eq(g[0].method, "POST");
+	ck_assert_str_eq(g[0].body, "{\"a\":1}");
+	ck_assert_str_eq(g[0].ua, "ermd/" ERMD_VERSION);
+	ck_assert_str_eq(g[0].expect, "no");
+	ck_assert_str_eq(g[1].method, "DELETE");
+	ck_assert_uint_eq(g[1].body_len, 0);
+	ck_assert_int_eq(g[2].err, 0);
+	ck_assert_str_eq(g[2].method, "PUT");
+	ck_assert_uint_eq(g[2].body_len, sizeof(data));
+	ck_assert_int_eq(memcmp(g[2].body, data, sizeof(data)), 0);
+	ck_assert_uint_eq(t.up, sizeof(data));
+	ck_assert_uint_eq(t.down, sizeof(data));
+	ck_assert_int_eq(t.restarts, 0);
+	for (i = 0; i < 3; i++)
+		free(g[i].body);
+}
+END_TEST
+
 START_TEST(response_to_file_and_tap)
 {
 	struct http_options	 o = { .resp_fd = -1 };
 	struct tapped		 t = { 0, 0, 0 };
 	struct got		 g = { 0 };
 	struct stat		 sb;
-	char			 path[128];
+	char			 path[128], buf[65536];
+	uint64_t		 n;
+	ssize_t			 got, i;
 	int			 fd;
 
 	snprintf(path, sizeof(path), "%s/out", tmpdir);
@@ -350,8 +382,117 @@ START_TEST(response_to_file_and_tap)
 	ck_assert_uint_eq(t.down, 3000000);
 	fstat(fd, &sb);
 	ck_assert_int_eq(sb.st_size, 3000000);
+	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+	for (n = 0; n < 3000000; n += (uint64_t)got) {
+		ck_assert_int_gt(got = read(fd, buf, sizeof(buf)), 0);
+		for (i = 0; i < got; i++)
+			ck_assert_int_eq(buf[i], big_byte(n + (uint64_t)i));
+	}
 	close(fd);
 	free(g.body);
+}
+END_TEST
+
+/*
+ * The response file is written by a worker, not by the loop: with a pipe
+ * whose reader starts only from a timer on the loop, a write on the loop
+ * would block it for ever (the test would time out); here the loop runs
+ * the timer while the worker waits on the full pipe, and then every byte
+ * arrives, in order.
+ */
+struct drain {
+	int		 fd;
+	uint64_t	 n;
+	int		 bad;
+	pthread_t	 t;
+};
+
+static void *
+drain_main(void *arg)
+{
+	struct drain	*d = arg;
+	char		 buf[65536];
+	ssize_t		 n, i;
+
+	while ((n = read(d->fd, buf, sizeof(buf))) > 0) {
+		for (i = 0; i < n; i++)
+			if (buf[i] != big_byte(d->n + (uint64_t)i))
+				d->bad++;
+		d->n += (uint64_t)n;
+	}
+	return (NULL);
+}
+
+static void
+start_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct drain	*d = arg;
+
+	(void)fd;
+	(void)what;
+	pthread_create(&d->t, NULL, drain_main, d);
+}
+
+START_TEST(response_file_that_blocks)
+{
+	struct http_options	 o = { .resp_fd = -1 };
+	struct drain		 d = { .fd = -1 };
+	struct got		 g = { 0 };
+	struct timeval		 tv = { 0, 50000 };
+	int			 p[2];
+
+	ck_assert_int_eq(pipe(p), 0);
+	d.fd = p[0];
+	o.resp_fd = p[1];
+	http_request("GET", url("/big/3000000"), NULL, NULL, &o, collect, &g);
+	close(p[1]);			/* the transfer has its own */
+	ck_assert_int_eq(event_base_once(base, -1, EV_TIMEOUT, start_drain,
+	    &d, &tv), 0);
+	run_until(&g.done, 1);
+	ck_assert_int_eq(g.err, 0);
+	ck_assert_int_eq(g.status, 200);
+	ck_assert_uint_eq(g.body_bytes, 3000000);
+	pthread_join(d.t, NULL);	/* EOF: the last copy is closed */
+	ck_assert_uint_eq(d.n, 3000000);
+	ck_assert_int_eq(d.bad, 0);
+	close(p[0]);
+	free(g.body);
+}
+END_TEST
+
+/* A body file that fails is the transfer's failure, told as ours. */
+START_TEST(body_file_failures)
+{
+	struct http_options	 o = { .resp_fd = -1 };
+	struct http_body	 b = { NULL, 600000, -1 };
+	struct got		 g[2];
+	char			 path[128], data[1000];
+
+	memset(g, 0, sizeof(g));
+	memset(data, 'a', sizeof(data));
+	snprintf(path, sizeof(path), "%s/short", tmpdir);
+	b.fd = open(path, O_RDWR | O_CREAT, 0600);
+	ck_assert_int_eq(write(b.fd, data, sizeof(data)), sizeof(data));
+	/* Said to be 600,000 bytes long, the file has 1,000. */
+	http_request("PUT", url("/echo"), NULL, &b, NULL, collect, &g[0]);
+	close(b.fd);
+	/* A response file that cannot be written. */
+	o.resp_fd = open(path, O_RDONLY);
+	http_request("GET", url("/big/3000000"), NULL, NULL, &o, collect,
+	    &g[1]);
+	close(o.resp_fd);
+	while (g[0].done + g[1].done < 2)
+		event_base_loop(base, EVLOOP_ONCE);
+	ck_assert_int_eq(g[0].err, EIO);
+	ck_assert_int_eq(g[0].local, 1);
+	ck_assert_str_eq(g[0].error, "the body file shrank while being sent");
+	ck_assert_int_eq(g[1].err, EBADF);
+	ck_assert_int_eq(g[1].local, 1);
+	ck_assert_str_eq(g[1].error, "writing the response body: "
+	    "Bad file descriptor");
+	ck_assert_uint_eq(g[1].body_bytes, 0);
+	free(g[0].body);
+	free(g[1].body);
 }
 END_TEST
 
@@ -603,6 +744,8 @@ main(void)
 	tcase_add_test(tc, head_has_no_body);
 	tcase_add_test(tc, bodies_from_buffer_and_file);
 	tcase_add_test(tc, response_to_file_and_tap);
+	tcase_add_test(tc, response_file_that_blocks);
+	tcase_add_test(tc, body_file_failures);
 	tcase_add_test(tc, limits_and_failures);
 	tcase_add_test(tc, error_status_is_a_response);
 	tcase_add_test(tc, bad_urls_are_refused_up_front);
