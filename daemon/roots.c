@@ -596,7 +596,9 @@ open_fail(struct root_err *e, int err, const char *what)
 	case EXDEV:
 		return (deny(e, "'%.128s' leads out of the root", what));
 	case ENOTDIR:
-		return (deny(e, "'%.128s' is not a directory", what));
+		(void)deny(e, "'%.128s' is not a directory", what);
+		e->err = ENOTDIR;	/* a caller may report it as such */
+		return (-1);
 	case EACCES:
 	case EPERM:
 		return (deny(e, "ermd may not open '%.128s'", what));

@@ -31,7 +31,8 @@ struct peer {
 /* Why a path was refused or could not be opened. */
 struct root_err {
 	int	code;		/* ERM_PERMISSION_DENIED, ERM_IO_ERROR */
-	int	err;		/* errno, for ERM_IO_ERROR */
+	int	err;		/* errno, for ERM_IO_ERROR; ENOTDIR for a
+				   component that is no directory; else 0 */
 	char	msg[256];
 };
 
@@ -82,7 +83,9 @@ int	 roots_open_read(const struct root_path *rp, const struct peer *,
  * writes a temp file there and renames it over the file. *exists tells
  * whether the file is there now (a regular file, *st its status, which the
  * peer may write) or not (the peer may write the directory). *name points
- * into rp. Returns 0 with *dirfd open, or -1 with e set.
+ * into rp. Returns 0 with *dirfd open, or -1 with e set; a name that is
+ * there but is no regular file is refused with *exists 1 and *st its
+ * status (a directory, say).
  */
 int	 roots_open_parent(const struct root_path *rp, const struct peer *,
 	    int *dirfd, const char **name, int *exists, struct stat *st,

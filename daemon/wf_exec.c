@@ -539,10 +539,18 @@ file_run(void *arg)
 		    st.st_mode & 07777 : 0644) == 0;
 		break;
 	case F_MKDIR:
+		/*
+		 * A name that is there but is no regular file is refused,
+		 * with *exists and *st telling what was found: a directory
+		 * is what was asked for, so the step is done (a re-run).
+		 * Decided on that, never on the message: a parent that is
+		 * a regular file is refused as "'x' is not a directory"
+		 * (j->err.err ENOTDIR), and must fail.
+		 */
+		exists = 0;
 		if (roots_open_parent(&j->dst, &j->peer, &dirfd, &name,
 		    &exists, &st, &j->err) == -1) {
-			/* Already a directory: done (a re-run). */
-			if (strstr(j->err.msg, "a directory") != NULL)
+			if (exists && S_ISDIR(st.st_mode))
 				j->ok = 1;
 			break;
 		}
@@ -617,10 +625,14 @@ file_job_free(struct file_job *j)
 	free(j);
 }
 
+/*
+ * A refusal that an errno caused (a path component that is no directory:
+ * ENOTDIR) is reported by its errno, as an I/O error is.
+ */
 static json_t *
 root_err_json(const struct root_err *e)
 {
-	if (e->code == ERM_IO_ERROR)
+	if (e->code == ERM_IO_ERROR || e->err != 0)
 		return (json_pack("{s:s, s:s}", "errno",
 		    errno_name(e->err), "message", e->msg));
 	return (json_pack("{s:s, s:s}", "category", "PERMISSION_ERROR",

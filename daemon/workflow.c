@@ -1548,6 +1548,28 @@ advance(struct workflow *wf)
 		}
 		if (done == wf->nsteps)
 			finish_wf(wf, WF_SUCCEEDED);
+		else if (busy_steps(wf) == 0) {
+			/*
+			 * Nothing runs and nothing can start: some step is
+			 * failed or skipped though the workflow is not
+			 * failing, a record the engine should never leave.
+			 * Nothing would ever move it on (nor end a wait), so
+			 * fail it as a failure would: skip what waits, then
+			 * compensate what succeeded.
+			 */
+			log_warnx("workflow %s (%s): no step can start; "
+			    "failing it", wf->id, wf->name);
+			r = rec_new(wf);
+			if (!wf->cancelled) {
+				json_decref(wf->error);
+				wf->error = json_pack("{s:s, s:s}", "category",
+				    "SYSTEM_ERROR", "message", "no step can "
+				    "start");
+			}
+			begin_failing(wf, r);
+			rec_wf(r);
+			rec_submit(r);
+		}
 		return;
 	case WF_COMPENSATING:
 		if (busy_steps(wf) > 0 && wf->comp_mode == WF_COMP_SEQUENTIAL)
@@ -1853,45 +1875,74 @@ seq_row(const struct store_row *row, void *arg)
 	return (1);
 }
 
+/* May a step cut short by a crash simply run again? */
+static int
+may_rerun(const struct wf_step *s)
+{
+	return (!is_client(s) && (!is_exec(s->action) || s->idempotent));
+}
+
 /*
  * The restart rules (BEHAVIOUR.md section 7, PROTOCOL.md): a step recorded
  * running runs again unless it runs a program and is not marked
  * idempotent (or is a client step, whose client is gone): that one fails,
  * and the workflow compensates. A compensation recorded running runs
  * again under the same rule, else it counts as failed.
+ *
+ * A workflow that was already failing, or whose cancel was recorded, runs
+ * nothing again: the crash cut its stop short, so what was running ends
+ * failed as the stop would have ended it, and advance() goes on from
+ * there to the same end (compensation if rollback_on_failure, then
+ * compensated, failed or cancelled). The cancel is known by its error
+ * code, as it leaves the workflow `running` until its steps have stopped
+ * and no step need have failed yet. Whether the workflow is failing is
+ * settled before any step is touched, so a step that could run again is
+ * stopped (failed) when another cannot, whatever their order, and never
+ * left pending only to be skipped.
  */
 static void
 resume(struct workflow *wf, struct wrec *r)
 {
 	struct wf_step	*s;
 	size_t		 i;
+	int		 stopping, named = 0;
 
 	wf->owner = 0;
 	wf->cancelled = wf->error != NULL && json_integer_value(
 	    json_object_get(wf->error, "code")) == ERM_CANCELLED;
+	if (wf->cancelled && wf->state == WF_RUNNING)
+		wf->failing = 1;
 	for (i = 0; i < wf->nsteps; i++)
 		if (wf->steps[i].state == WS_FAILED)
+			wf->failing = 1;
+	stopping = wf->failing;
+	for (i = 0; i < wf->nsteps; i++)
+		if (wf->steps[i].state == WS_RUNNING &&
+		    !may_rerun(&wf->steps[i]))
 			wf->failing = 1;
 	for (i = 0; i < wf->nsteps; i++) {
 		s = &wf->steps[i];
 		if (s->state == WS_RUNNING) {
-			if (wf->failing || is_client(s) ||
-			    (is_exec(s->action) && !s->idempotent)) {
+			if (wf->failing) {
 				json_decref(s->error);
 				s->error = json_pack("{s:s, s:s}", "category",
-				    "SYSTEM_ERROR", "message", wf->failing ?
+				    "SYSTEM_ERROR", "message", stopping ?
 				    "interrupted by a restart while stopping" :
 				    is_client(s) ? "interrupted by a restart; "
-				    "the client is gone" : "interrupted by a "
-				    "restart; not idempotent, not run again");
+				    "the client is gone" : !may_rerun(s) ?
+				    "interrupted by a restart; not idempotent, "
+				    "not run again" : "interrupted by a "
+				    "restart; stopped, as another step may not "
+				    "run again");
 				s->state = WS_FAILED;
 				s->finished_at = clock_now_ms();
-				if (!wf->failing) {
+				/* The workflow's error names the first. */
+				if (!stopping && !named && !may_rerun(s)) {
 					json_decref(wf->error);
 					wf->error = json_pack("{s:s, s:O}",
 					    "step", s->name, "error", s->error);
+					named = 1;
 				}
-				wf->failing = 1;
 			} else
 				s->state = WS_PENDING;	/* runs again */
 			rec_step(r, i);

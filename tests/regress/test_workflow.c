@@ -564,6 +564,36 @@ START_TEST(file_actions)
 	slurp("d/a", m, sizeof(m));
 	ck_assert_str_eq(m, "");
 	json_decref(w);
+	/* mkdir of a directory that is there: done (as a re-run is). */
+	snprintf(p, sizeof(p), "{\"name\":\"again\",\"steps\":[{\"name\":"
+	    "\"mk\",\"action\":{\"type\":\"mkdir\",\"path\":\"%s/d\"}}]}",
+	    root);
+	w = wait_wf(fd, create(fd, p));
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	json_decref(w);
+	/* mkdir beneath a regular file: ENOTDIR, and nothing made. */
+	snprintf(p, sizeof(p), "{\"name\":\"under\",\"steps\":[{\"name\":"
+	    "\"mk\",\"action\":{\"type\":\"mkdir\",\"path\":\"%s/c/sub\"}}]}",
+	    root);
+	w = wait_wf(fd, create(fd, p));
+	ck_assert_str_eq(wf_state(w), "compensated");
+	ck_assert_str_eq(step_state(w, "mk"), "failed");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    step_of(w, "mk"), "error"), "errno")), "ENOTDIR");
+	{
+		struct stat	 st;
+		char		 path[256];
+
+		snprintf(path, sizeof(path), "%s/c", root);
+		ck_assert_int_eq(lstat(path, &st), 0);
+		ck_assert(S_ISREG(st.st_mode));
+		snprintf(path, sizeof(path), "%s/c/sub", root);
+		ck_assert_int_eq(lstat(path, &st), -1);
+		ck_assert_int_eq(errno, ENOTDIR);
+	}
+	slurp("c", m, sizeof(m));
+	ck_assert_str_eq(m, "hello");
+	json_decref(w);
 	/* Outside the roots: refused when the step runs. */
 	w = wait_wf(fd, create(fd, "{\"name\":\"out\",\"steps\":[{\"name\":"
 	    "\"w\",\"action\":{\"type\":\"write\",\"path\":\"/etc/ermd-x\","
@@ -1113,6 +1143,80 @@ START_TEST(restart_rules)
 END_TEST
 
 /*
+ * A cancel cut short by kill -9: a's program ignores SIGTERM, so the
+ * cancel is recorded (b skipped, the workflow's error 1010) while a is
+ * still recorded running, waiting the 5 s before SIGKILL; the daemon
+ * dies in that window. After the restart the cancel goes on: a is failed
+ * and never run again, although it is idempotent, b stays skipped, and
+ * the workflow ends cancelled, as it would have without the crash,
+ * rather than running for ever.
+ */
+START_TEST(cancel_survives_a_crash)
+{
+	char	 p[4096], id[64], sql[512], m[64];
+	json_t	*r, *w;
+	pid_t	 pg;
+	int	 fd, i;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(p, sizeof(p), "{\"name\":\"cc\",\"steps\":["
+	    "{\"name\":\"a\",\"idempotent\":true,\"action\":{\"type\":\"exec\","
+	    "\"argv\":[\"/bin/sh\",\"-c\",\"trap '' TERM; echo $$ > %s/pg; "
+	    "echo x >> %s/runs; sleep 30\"]}},"
+	    "{\"name\":\"b\",\"after\":[\"a\"],\"action\":{\"type\":\"sleep\","
+	    "\"ms\":1}}]}", root, root);
+	snprintf(id, sizeof(id), "%s", create(fd, p));
+	/* The trap is set once the pid is written. */
+	pg = read_pid("pg");
+	/* Not waited for: the reply comes only once the cancel is done. */
+	snprintf(p, sizeof(p), "{\"id\":9,\"method\":\"workflow.cancel\","
+	    "\"params\":{\"id\":\"%s\"}}", id);
+	raw_send_frame(fd, p);
+	/* Kill once the cancel is durable, well inside the grace period. */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM workflow_steps s, "
+	    "workflows w WHERE s.workflow_id = w.id AND w.id = '%s' AND "
+	    "((s.name = 'a' AND s.state = 'running') OR (s.name = 'b' AND "
+	    "s.state = 'skipped')) AND w.state = 'running' AND "
+	    "w.error LIKE '%%1010%%'", id);
+	for (i = 0; i < 500 && db_int(&d, sql) != 2; i++)
+		usleep(10000);
+	ck_assert_int_eq(db_int(&d, sql), 2);
+	daemon_kill9(&d);
+	close(fd);
+	(void)kill(-pg, SIGKILL);	/* whatever outlived its parent */
+	daemon_restart(&d);
+
+	fd = raw_connect(d.sock);
+	/* Shorter than the harness's 10 s for a reply. */
+	r = call_on(fd, "{\"id\":2,\"method\":\"workflow.wait\",\"params\":"
+	    "{\"id\":\"%s\",\"timeout_ms\":5000}}", id);
+	ck_assert_msg(reply_code(r) == 0, "workflow.wait did not return: "
+	    "code %d", reply_code(r));
+	w = result(r);
+	ck_assert_str_eq(wf_state(w), "cancelled");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(w,
+	    "error"), "code")), 1010);
+	ck_assert_str_eq(step_state(w, "a"), "failed");
+	ck_assert_int_eq(json_integer_value(json_object_get(step_of(w, "a"),
+	    "attempts")), 1);
+	ck_assert_str_eq(step_state(w, "b"), "skipped");
+	ck_assert_int_eq(json_integer_value(json_object_get(step_of(w, "b"),
+	    "attempts")), 0);
+	json_decref(r);
+	slurp("runs", m, sizeof(m));
+	ck_assert_str_eq(m, "x\n");
+	/* It no longer counts toward max_running. */
+	r = call_on(fd, "{\"id\":1,\"method\":\"status\"}");
+	ck_assert_int_eq(json_integer_value(json_object_get(result(r),
+	    "workflows_running")), 0);
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/*
  * kill -9 (and every fifth time SIGTERM) at random moments in 10-step
  * workflows. Each step appends to its
  * own marker (and its compensation to another); none is idempotent, so a
@@ -1241,6 +1345,7 @@ main(void)
 	tcase_add_test(tc, cancel_and_pending);
 	tcase_add_test(tc, client_steps);
 	tcase_add_test(tc, restart_rules);
+	tcase_add_test(tc, cancel_survives_a_crash);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(crash, 150);
 	tcase_add_checked_fixture(crash, NULL, stop);
