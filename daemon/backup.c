@@ -109,8 +109,9 @@ static struct {
 /*
  * Pins: objects that a copy in flight is about to reference or is reading.
  * The collector never moves a pinned object, and a create pins its object
- * before looking whether it exists, so "it is there, reuse it" can never
- * race with its removal. Shared with the workers, under pin_mu.
+ * before looking whether it exists, so "it is there, count it as
+ * deduplicated" can never race with its removal. Shared with the workers,
+ * under pin_mu.
  */
 struct pin {
 	struct pin	*next;
@@ -734,6 +735,7 @@ struct backup_job {
 	/* prune */
 	struct backup_prune rules;
 	char		*prune_path;
+	int		 scheduled;	/* the timer's, not a request */
 	int64_t		 cutoff, oplog_cutoff, max_bytes;
 	struct rec	*removed;
 	size_t		 nremoved;
@@ -897,6 +899,11 @@ job_action(const struct backup_job *j)
 	    "restore" : j->kind == JOB_VERIFY ? "verify" : "prune");
 }
 
+/*
+ * The path an oplog line names: the record's, else the resolved one, else
+ * (a refused path) the path as sent. A restore by id names an id, not a
+ * path; a prune names its path rule, if any.
+ */
 static const char *
 job_path(const struct backup_job *j)
 {
@@ -904,7 +911,11 @@ job_path(const struct backup_job *j)
 		return (j->rec.path);
 	if (j->rp.path != NULL)
 		return (j->rp.path);
-	return (j->name != NULL && j->kind == JOB_CREATE ? j->name : NULL);
+	if (j->kind == JOB_PRUNE)
+		return (j->prune_path);
+	if (j->kind == JOB_CREATE || (j->kind == JOB_RESTORE && !j->by_id))
+		return (j->name);
+	return (NULL);
 }
 
 /* Writer thread: a create's record (when it succeeded) and its oplog line. */
@@ -1049,19 +1060,32 @@ gc_object(const char *sha)
 }
 
 /*
- * Move a corrupted object aside (objects/corrupt/) so that the next backup
- * of the same content stores a good copy instead of reusing this one.
- * Only when the caller's pin is the only one: a create that is about to
- * reuse the object keeps it where it is.
+ * Move a corrupted object aside (objects/corrupt/): later restores fail
+ * at once as missing, and the bad bytes are kept for a post-mortem. fd is
+ * the object the caller read and found bad.
+ *
+ * Only when the caller's pin is the only one, and only when the name
+ * still holds the very file the caller read. A create renames its fresh,
+ * verified copy over the name while it holds a pin, so: a create in
+ * flight (a second pin) is about to put a good copy there, and a create
+ * that finished after the caller opened the object has already put one
+ * there (another inode). Either way the object under the name is not the
+ * bad one, and moving it would lose a good copy. Creates pin under
+ * pin_mu, so no new one can start renaming while this runs.
  */
 static void
-quarantine(const char *sha)
+quarantine(const char *sha, int fd)
 {
-	char	name[SHA_HEX + 4];
+	struct stat	read_st, now_st;
+	char		name[SHA_HEX + 4];
 
+	if (fstat(fd, &read_st) == -1)
+		return;
 	object_name(sha, name);
 	pthread_mutex_lock(&pin_mu);
-	if (pin_count_locked(sha) == 1 && renameat(bk.objfd, name,
+	if (pin_count_locked(sha) == 1 && fstatat(bk.objfd, name, &now_st,
+	    AT_SYMLINK_NOFOLLOW) == 0 && now_st.st_dev == read_st.st_dev &&
+	    now_st.st_ino == read_st.st_ino && renameat(bk.objfd, name,
 	    bk.corruptfd, sha) == 0)
 		log_warnx("object %s is corrupted; moved to %s/corrupt/", sha,
 		    bk.objdir);
@@ -1134,10 +1158,20 @@ create_copy(struct backup_job *j, int *tfd, char *tmpname, struct stat *st,
 }
 
 /*
- * Worker: copy and hash, then put the object in place: reuse one that is
- * already there (same name, same size) or fsync the copy and rename it in.
- * Either way the shard directory is fsynced, so the object the record will
- * name is durable before the record is written.
+ * Worker: copy and hash, fsync the copy and rename it into place, then
+ * fsync the shard directory, so the object the record will name is
+ * durable before the record is written.
+ *
+ * When an object of that name is already there the backup is
+ * deduplicated (the store keeps one object per content), but the fresh
+ * copy still replaces it. The name only says what the object held when it
+ * was written: a copy corrupted since then would have the right name and
+ * size, and dropping our copy, verified a moment ago, for it would leave
+ * a backup that cannot be restored. The rename is atomic: a restore or
+ * verify reading the old object keeps reading it through its own fd, and
+ * every later open finds the new one; every record that names the object
+ * (old ones too) now names good bytes. The cost is an fsync of a copy
+ * that was written anyway.
  */
 static void
 create_work(void *arg)
@@ -1162,17 +1196,18 @@ create_work(void *arg)
 	j->pinned = 1;
 	object_name(j->rec.sha, name);
 	if (fstatat(bk.objfd, name, &ost, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    S_ISREG(ost.st_mode) && ost.st_size == st.st_size) {
+	    S_ISREG(ost.st_mode))
 		j->dedup = 1;
-		(void)unlinkat(bk.tmpfd, tmpname, 0);
-	} else if (fsync(tfd) == -1) {
+	if (fsync(tfd) == -1) {
 		job_io(j, errno, bk.objdir, "cannot fsync in");
 		goto fail;
-	} else if (renameat(bk.tmpfd, tmpname, bk.objfd, name) == -1) {
+	}
+	if (renameat(bk.tmpfd, tmpname, bk.objfd, name) == -1) {
 		job_io(j, errno, bk.objdir, "cannot rename in");
 		goto fail;
-	} else
-		j->placed = 1;
+	}
+	/* gc_object keeps it if a record names it: safe when dedup too. */
+	j->placed = 1;
 	close(tfd);
 	memcpy(shard, j->rec.sha, 2);
 	shard[2] = '\0';
@@ -1407,7 +1442,7 @@ restore_write(struct backup_job *j, int ofd, const struct stat *ost, int tfd,
 	hex(c.md, sizeof(c.md), got);
 	if (strcmp(got, j->rec.sha) != 0) {
 		snprintf(j->actual, sizeof(j->actual), "%s", got);
-		quarantine(j->rec.sha);
+		quarantine(j->rec.sha, ofd);
 		return (job_fail(j, ERM_CORRUPTED, "the stored copy of backup "
 		    "%s does not match its sha256; '%.128s' is untouched",
 		    j->rec.id, j->rp.path));
@@ -1662,10 +1697,10 @@ verify_work(void *arg)
 				bad = strcmp(got, it->sha) != 0;
 			}
 		}
+		if (bad && fd != -1)
+			quarantine(it->sha, fd);
 		if (fd != -1)
 			close(fd);
-		if (bad && fd != -1)
-			quarantine(it->sha);
 		it->bad = bad;
 	}
 }
@@ -1910,6 +1945,15 @@ prune_tx(struct store_tx *tx, void *arg)
 		return (-1);
 	if (j->max_bytes > 0 && prune_bytes(tx, j, &pl) == -1)
 		return (-1);
+	/*
+	 * Every requested prune is in the oplog: one line per removed
+	 * backup, or this one when it removed nothing. The hourly prune
+	 * that finds nothing to do is left out (a line an hour says
+	 * nothing an operator needs).
+	 */
+	if (j->nremoved == 0 && !j->scheduled && oplog_add(tx, j->at,
+	    "prune", j->prune_path, NULL, &j->peer, 0, NULL) == -1)
+		return (-1);
 	if (store_tx_query(tx, read_orphan, &pl, "SELECT sha256, size FROM "
 	    "backup_object o WHERE NOT EXISTS (SELECT 1 FROM backup b WHERE "
 	    "b.sha256 = o.sha256)", NULL) == -1)
@@ -1936,9 +1980,10 @@ prune_stored(void *arg, const struct store_result *res)
 	size_t			 i;
 
 	if (!res->ok) {
+		/* Nothing of the prune stayed: log the failure on its own. */
 		job_io(j, res->err, bk.state_dir, "cannot prune the records "
 		    "in");
-		job_finish(j, NULL);
+		job_log(j);
 		return;
 	}
 	bk.count -= j->nremoved < bk.count ? j->nremoved : bk.count;
@@ -1957,15 +2002,16 @@ prune_stored(void *arg, const struct store_result *res)
 	json_decref(result);
 }
 
-int
-backup_prune_async(const struct backup_prune *rules, const struct peer *p,
-    backup_cb cb, void *arg)
+static int
+prune_submit(const struct backup_prune *rules, const struct peer *p,
+    int scheduled, backup_cb cb, void *arg)
 {
 	struct backup_job	*j;
 	int64_t			 now = (int64_t)clock_now_ms(), age;
 
 	if (!bk.running || (j = job_new(JOB_PRUNE, p, cb, arg)) == NULL)
 		return (-1);
+	j->scheduled = scheduled;
 	j->rules = *rules;
 	j->rules.path = NULL;
 	if (rules->path != NULL && (j->prune_path = strdup(rules->path)) ==
@@ -1988,6 +2034,13 @@ backup_prune_async(const struct backup_prune *rules, const struct peer *p,
 		return (-1);
 	}
 	return (0);
+}
+
+int
+backup_prune_async(const struct backup_prune *rules, const struct peer *p,
+    backup_cb cb, void *arg)
+{
+	return (prune_submit(rules, p, 0, cb, arg));
 }
 
 /* ---- completions after the record or oplog commit ---------------------- */
@@ -2419,7 +2472,7 @@ prune_start(struct periodic *p)
 	self.gid = getegid();
 	self.pid = getpid();
 	self.admin = 1;
-	if (backup_prune_async(&rules, &self, prune_done, NULL) == -1) {
+	if (prune_submit(&rules, &self, 1, prune_done, NULL) == -1) {
 		log_warnx("scheduled prune: cannot start");
 		periodic_done(p, 0);
 	}

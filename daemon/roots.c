@@ -177,6 +177,44 @@ root_check(const char *section, const char *key, const char *value,
 	return (-1);		/* unknown key: the parser suggests one */
 }
 
+/*
+ * What root_check cannot see key by key: each [root.NAME] has a path. Its
+ * keys may be spread over the main file and drop-ins; a missing path is
+ * reported once, at the section's first key (as storage.c does for a
+ * backend). A section with no key at all leaves no entry and so no root:
+ * the parser keeps no record of bare headers. Whether the directory
+ * exists is not checked here (nor does storage.c check a dir backend's
+ * directory): root_open leaves out, with a warning, a root it cannot open
+ * when the config comes into force.
+ */
+static void
+root_validate(struct config *cfg)
+{
+	const struct config_entry	*first;
+	size_t				 i, j;
+	int				 has_path;
+
+	for (i = 0; i < cfg->nentries; i++) {
+		first = &cfg->entries[i];
+		if (strncmp(first->section, "root.", 5) != 0)
+			continue;
+		for (j = 0; j < i; j++)
+			if (strcmp(cfg->entries[j].section,
+			    first->section) == 0)
+				break;
+		if (j < i)
+			continue;		/* seen already */
+		has_path = 0;
+		for (j = i; j < cfg->nentries && !has_path; j++)
+			has_path = strcmp(cfg->entries[j].section,
+			    first->section) == 0 &&
+			    strcmp(cfg->entries[j].key, "path") == 0;
+		if (!has_path)
+			config_add_error(cfg, first->file, first->line,
+			    "[%s]: needs path = DIR", first->section);
+	}
+}
+
 static void
 root_release(struct root *r)
 {
@@ -222,7 +260,7 @@ root_open(struct root *r)
 {
 	char	real[PATH_MAX];
 
-	if (r->conf_path == NULL) {
+	if (r->conf_path == NULL) {		/* root_validate refuses it */
 		log_warnx("[root.%s] has no path; it is ignored", r->name);
 		return (-1);
 	}
@@ -326,6 +364,7 @@ roots_register(void)
 	};
 
 	config_register_kind(&kind);
+	config_register_validator(root_validate);
 }
 
 void

@@ -1,8 +1,10 @@
 /*
  * Backups against a real ermd: round trips (empty, small, 100 MiB, sparse),
- * deduplication, mode/mtime/owner restored, retention, a corrupted object,
- * events and metrics, peer permissions, params, leftovers removed at start,
- * and the ermctl commands (confirmation on a terminal included).
+ * deduplication, mode/mtime/owner restored, retention, a corrupted object
+ * (refused, then replaced by the next backup of its content), events,
+ * metrics and the oplog, peer permissions, params, leftovers removed at
+ * start, a root without path refused by the config check, and the ermctl
+ * commands (confirmation on a terminal included).
  */
 
 #include <sys/stat.h>
@@ -455,11 +457,68 @@ START_TEST(corrupted_object_is_refused)
 }
 END_TEST
 
+/*
+ * A stored object corrupted in place (same size): backing up the same
+ * content again reports deduplicated, and leaves a good object behind
+ * that the old backup and the new one both verify and restore from.
+ */
+START_TEST(dedup_replaces_a_corrupted_object)
+{
+	static const off_t	 offs[] = { 0, 4096, 150001 };
+	char			 path[256], obj[512], orig[65], now[65];
+	char			*id[2];
+	json_t			*r;
+	size_t			 i;
+
+	bk_start(&b, NULL, NULL);
+	snprintf(path, sizeof(path), "%s/d", b.root);
+	bk_random_file(path, 200000, 41);
+	bk_sha256(path, orig);
+	r = bk_ok(bk_create(&b, path));
+	ck_assert(json_is_false(json_object_get(bk_result(r),
+	    "deduplicated")));
+	id[0] = strdup(bk_str(r, "id"));
+	json_decref(r);
+	bk_object(&b, orig, obj, sizeof(obj));
+	for (i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+		flip_byte(obj, offs[i]);
+
+	/* The file itself is unchanged: the same content again. */
+	r = bk_ok(bk_create(&b, path));
+	ck_assert_str_eq(bk_str(r, "sha256"), orig);
+	ck_assert(json_is_true(json_object_get(bk_result(r),
+	    "deduplicated")));
+	id[1] = strdup(bk_str(r, "id"));
+	json_decref(r);
+	ck_assert_int_eq(bk_count_objects(&b), 1);
+	bk_sha256(obj, now);
+	ck_assert_str_eq(now, orig);
+
+	r = bk_ok(bk_rpc(&b, "backup.verify", NULL));
+	ck_assert_int_eq(bk_int(r, "checked"), 2);
+	ck_assert_int_eq(bk_int(r, "ok"), 2);
+	json_decref(r);
+	for (i = 0; i < 2; i++) {
+		r = bk_ok(bk_rpc(&b, "backup.verify", json_pack("{s:s}", "id",
+		    id[i])));
+		ck_assert_int_eq(bk_int(r, "ok"), 1);
+		json_decref(r);
+		bk_random_file(path, 99, (unsigned)(50 + i));
+		json_decref(bk_ok(bk_rpc(&b, "backup.restore",
+		    json_pack("{s:s}", "id", id[i]))));
+		bk_sha256(path, now);
+		ck_assert_str_eq(now, orig);
+		free(id[i]);
+	}
+	assert_serves(&b.d);
+}
+END_TEST
+
 START_TEST(events_metrics_and_oplog)
 {
 	char		 path[256], *s;
 	json_t		*r, *ev, *req;
-	int		 fd, got_created = 0, got_restored = 0, i;
+	int		 fd, got_created = 0, got_restored = 0, i, nprune;
 
 	bk_start(&b, NULL, NULL);
 	snprintf(path, sizeof(path), "%s/e", b.root);
@@ -517,6 +576,49 @@ START_TEST(events_metrics_and_oplog)
 	    "/etc/passwd");
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
 	    ev, "error"), "code")), 1002);
+	json_decref(r);
+
+	/* A refused restore by path: logged with the path as sent. */
+	r = bk_rpc(&b, "backup.restore", json_pack("{s:s}", "path",
+	    "/etc/passwd"));
+	ck_assert_int_eq(reply_code(r), 1002);
+	json_decref(r);
+	r = bk_ok(bk_rpc(&b, "oplog.list", json_pack("{s:s}", "path",
+	    "/etc/passwd")));
+	ck_assert_int_eq(json_array_size(json_object_get(bk_result(r),
+	    "entries")), 2);
+	ev = json_array_get(json_object_get(bk_result(r), "entries"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "action")),
+	    "restore");
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "path")),
+	    "/etc/passwd");
+	ck_assert(json_is_false(json_object_get(ev, "ok")));
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
+	    ev, "error"), "code")), 1002);
+	json_decref(r);
+
+	/* A prune that removes nothing still leaves one entry. */
+	r = bk_ok(bk_rpc(&b, "backup.prune", json_pack("{s:i}", "keep_last",
+	    100)));
+	ck_assert_int_eq(bk_int(r, "removed"), 0);
+	json_decref(r);
+	r = bk_ok(bk_rpc(&b, "oplog.list", NULL));
+	for (i = 0, nprune = 0; i < (int)json_array_size(
+	    json_object_get(bk_result(r), "entries")); i++) {
+		ev = json_array_get(json_object_get(bk_result(r), "entries"),
+		    (size_t)i);
+		if (strcmp(json_string_value(json_object_get(ev, "action")),
+		    "prune") == 0)
+			nprune++;
+	}
+	ck_assert_int_eq(nprune, 1);
+	ev = json_array_get(json_object_get(bk_result(r), "entries"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "action")),
+	    "prune");
+	ck_assert(json_is_true(json_object_get(ev, "ok")));
+	ck_assert_ptr_null(json_object_get(ev, "backup_id"));
+	ck_assert_int_eq(json_integer_value(json_object_get(ev, "uid")),
+	    (json_int_t)geteuid());
 	json_decref(r);
 }
 END_TEST
@@ -792,6 +894,46 @@ ermctl_pty(const char *answer, const char *const *args, char *out,
 	return (WIFEXITED(status) ? WEXITSTATUS(status) : 128);
 }
 
+/*
+ * A [root.NAME] without path is a config error: ermd -t exits 78 with
+ * file:line: message, and a reload to such a config is refused, the
+ * roots in force kept.
+ */
+START_TEST(root_without_path_is_a_config_error)
+{
+	char		 conf[256], text[512], out[1024], want[512], file[256];
+	const char	*argv[] = { ermd_path(), "-t", "-c", conf, NULL };
+	json_t		*r, *errors;
+	FILE		*fp;
+
+	bk_start(&b, NULL, NULL);
+	snprintf(conf, sizeof(conf), "%s/nopath.conf", b.d.dir);
+	ck_assert_ptr_nonnull(fp = fopen(conf, "w"));
+	fprintf(fp, "[root.data]\npath = %s\n[root.web]\nallow_users = 0\n"
+	    "allow_hardlinks = yes\n", b.root);
+	fclose(fp);
+	ck_assert_int_eq(run_prog(out, sizeof(out), argv), 78);
+	snprintf(want, sizeof(want), "%s:4: [root.web]: needs path = DIR\n",
+	    conf);
+	ck_assert_str_eq(out, want);
+
+	snprintf(text, sizeof(text), "[root.data]\nallow_hardlinks = no\n");
+	daemon_write_conf(&b.d, text);
+	r = bk_rpc(&b, "config.reload", NULL);
+	ck_assert_int_eq(reply_code(r), 1003);
+	errors = json_object_get(bk_edata(r), "errors");
+	ck_assert_uint_eq(json_array_size(errors), 1);
+	snprintf(want, sizeof(want), "%s:2: [root.data]: needs path = DIR",
+	    b.d.conf);
+	ck_assert_str_eq(json_string_value(json_array_get(errors, 0)), want);
+	json_decref(r);
+	snprintf(file, sizeof(file), "%s/f", b.root);
+	bk_random_file(file, 10, 1);
+	json_decref(bk_ok(bk_create(&b, file)));
+	assert_serves(&b.d);
+}
+END_TEST
+
 START_TEST(ermctl_commands)
 {
 	char		 path[256], out[8192], want[65], got[65], id[32];
@@ -879,10 +1021,12 @@ main(void)
 	tcase_add_test(tc, mode_mtime_owner_restored);
 	tcase_add_test(tc, prune_keeps_the_newest);
 	tcase_add_test(tc, corrupted_object_is_refused);
+	tcase_add_test(tc, dedup_replaces_a_corrupted_object);
 	tcase_add_test(tc, events_metrics_and_oplog);
 	tcase_add_test(tc, bad_params_and_unknown_ids);
 	tcase_add_test(tc, peer_permissions);
 	tcase_add_test(tc, leftovers_removed_at_start);
+	tcase_add_test(tc, root_without_path_is_a_config_error);
 	tcase_add_test(tc, ermctl_commands);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

@@ -182,12 +182,16 @@ START_TEST(config_errors)
 		    "no group named 'nosuchgroup-ermd'" },
 		{ "[root.a]\nallow_hardlinks = maybe\n", "not yes or no" },
 		{ "[root.a]\npaht = /x\n", "did you mean 'path'?" },
+		{ "[root.a]\nallow_users = 0\n", "[root.a]: needs path = DIR" },
 		{ "[backup]\nkeep_last = -1\n", "out of range" },
 		{ "[backup]\nmax_age_ms = soon\n", "is not an integer" },
 		{ "[backup]\nkeep_lats = 3\n", "did you mean 'keep_last'?" },
 		{ "[backup.x]\nkeep_last = 3\n", "unknown section" },
 	};
 	struct config	*c;
+	const char	*p;
+	char		 want[256], dropin[128];
+	FILE		*fp;
 	size_t		 i;
 
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -202,6 +206,26 @@ START_TEST(config_errors)
 	    "keep_last = 0\nmax_bytes = 1000000\n"), NULL, NULL);
 	ck_assert_uint_eq(c->nerrors, 0);
 	config_free(c);
+
+	/* No path: reported once, at the section's first key. */
+	p = write_conf("[root.ok]\npath = /srv\n[root.a]\n# none\n"
+	    "allow_hardlinks = yes\nallow_users = 0\n");
+	c = config_load(p, NULL, NULL);
+	snprintf(want, sizeof(want), "%s:5: [root.a]: needs path = DIR", p);
+	ck_assert_uint_eq(c->nerrors, 1);
+	ck_assert_str_eq(c->errors[0], want);
+	config_free(c);
+	/* A section spread over a drop-in: its path may be in either. */
+	snprintf(dropin, sizeof(dropin), "%s/ermd.conf.d", dir);
+	ck_assert_int_eq(mkdir(dropin, 0700), 0);
+	snprintf(dropin, sizeof(dropin), "%s/ermd.conf.d/a.conf", dir);
+	ck_assert_ptr_nonnull(fp = fopen(dropin, "w"));
+	fputs("[root.a]\npath = /srv/a\n", fp);
+	fclose(fp);
+	c = config_load(p, NULL, NULL);
+	ck_assert_msg(c->nerrors == 0, "%s", c->nerrors ? c->errors[0] : "");
+	config_free(c);
+	ck_assert_int_eq(unlink(dropin), 0);
 }
 END_TEST
 
