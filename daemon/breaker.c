@@ -193,7 +193,7 @@ struct permit {
 	struct permit	*prev, *next;		/* breaker FIFO */
 	struct owner	*owner;
 	struct permit	*oprev, *onext;		/* owner list */
-	uint64_t	 issued;
+	uint64_t	 issued;		/* the lease runs from here */
 	int		 trial;
 	char		 id[BREAKER_PERMIT_MAX];
 };
@@ -545,11 +545,17 @@ permit_id(struct breakers *reg, const struct breaker *b, char *id)
 	    b->generation, reg->permit_seq++);
 }
 
+/*
+ * A new lease from `from` (now, or later for a call that is due later).
+ * The breaker's FIFO stays in lease order, so that its head expires
+ * first: a permit whose lease starts later goes behind the others.
+ */
 static int
-permit_new(struct breaker *b, uint64_t owner, int trial, char *id)
+permit_new(struct breaker *b, uint64_t owner, int trial, uint64_t from,
+    char *id)
 {
 	struct breakers	*reg = b->reg;
-	struct permit	*p;
+	struct permit	*p, *after;
 	struct owner	*o = NULL;
 	struct hnode	*n;
 
@@ -585,14 +591,21 @@ permit_new(struct breaker *b, uint64_t owner, int trial, char *id)
 		return (ERM_INTERNAL_ERROR);
 	}
 	p->b = b;
-	p->issued = clock_now_ms();
+	p->issued = from;
 	p->trial = trial;
-	p->prev = b->plast;
-	if (b->plast != NULL)
-		b->plast->next = p;
+	for (after = b->plast; after != NULL && after->issued > from;
+	    after = after->prev)
+		;
+	p->prev = after;
+	p->next = after != NULL ? after->next : b->pfirst;
+	if (p->prev != NULL)
+		p->prev->next = p;
 	else
 		b->pfirst = p;
-	b->plast = p;
+	if (p->next != NULL)
+		p->next->prev = p;
+	else
+		b->plast = p;
 	b->npermits++;
 	reg->npermits++;
 	if (o != NULL) {
@@ -1186,9 +1199,19 @@ int
 breaker_acquire(struct breakers *reg, const char *name, uint64_t owner,
     struct breaker_permit_info *out)
 {
+	return (breaker_acquire_from(reg, name, owner, 0, out));
+}
+
+int
+breaker_acquire_from(struct breakers *reg, const char *name, uint64_t owner,
+    uint64_t from, struct breaker_permit_info *out)
+{
 	struct breaker	*b;
 	uint64_t	 now = clock_now_ms();
 	int		 rc;
+
+	if (from < now)
+		from = now;
 
 	memset(out, 0, sizeof(*out));
 	out->retry_after_ms = -1;
@@ -1213,11 +1236,11 @@ breaker_acquire(struct breakers *reg, const char *name, uint64_t owner,
 		rc = 0;
 		break;
 	case BRK_HALF_OPEN:
-		if ((rc = permit_new(b, owner, 1, out->permit)) == 0)
+		if ((rc = permit_new(b, owner, 1, from, out->permit)) == 0)
 			b->ho_out++;
 		break;
 	default:
-		rc = permit_new(b, owner, 0, out->permit);
+		rc = permit_new(b, owner, 0, from, out->permit);
 		break;
 	}
 	out->state = b->state;

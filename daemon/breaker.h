@@ -208,6 +208,14 @@ struct breaker_permit_info {
 
 int		 breaker_acquire(struct breakers *reg, const char *name,
 		    uint64_t owner, struct breaker_permit_info *out);
+/*
+ * The same, for a call due at `from` (daemon clock, ms; earlier means now):
+ * the lease, and its permit_ttl_ms, run from then. op.fail gives the permit
+ * of a retry with the delay to wait first; the permit must outlive it.
+ */
+int		 breaker_acquire_from(struct breakers *reg, const char *name,
+		    uint64_t owner, uint64_t from,
+		    struct breaker_permit_info *out);
 
 /*
  * breaker.record. permit NULL records a free-standing observation. category

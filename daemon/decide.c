@@ -309,6 +309,7 @@ apply(const struct config *cfg)
 		}
 		retry_policies_free(dc.policies);
 		dc.policies = rp;
+		retry_budget_reconfigured(dc.budget);
 	}
 
 	classify_config_init(&cc);
@@ -423,7 +424,9 @@ decide_request_policy(struct ermd_req *req, const char *member,
 		return (req_param_fail(req, &e));
 	}
 	*name = json_string_value(v);
-	if ((p = decide_policy(*name)) == NULL)
+	/* "default" names the [retry] defaults, as in retry.policy. */
+	if ((p = decide_policy(strcmp(*name, "default") == 0 ? NULL :
+	    *name)) == NULL)
 		return (req_fail(req, ERM_NOT_FOUND, json_pack("{s:s, s:s}",
 		    "kind", "policy", "name", *name), "no retry policy named "
 		    "%s", *name));

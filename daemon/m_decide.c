@@ -282,6 +282,8 @@ m_breaker_get(struct ermd_req *req)
 	    param_str_req(req->params, "name", BREAKER_NAME_MAX, &name,
 	    &e) == -1)
 		return (req_param_fail(req, &e));
+	if (!breaker_name_valid(name))
+		return (breaker_fail(req, ERM_INVALID_PARAMS, name, NULL));
 	if ((b = breaker_find(decide_breakers(), name)) == NULL)
 		return (breaker_fail(req, ERM_NOT_FOUND, name, NULL));
 	req->result = breaker_to_json(b);

@@ -337,7 +337,7 @@ m_op_begin(struct ermd_req *req)
 	    &e) == -1 ||
 	    param_str(req->params, "breaker", BREAKER_NAME_MAX, &breaker,
 	    &e) == -1 ||
-	    param_int(req->params, "deadline_ms", 1, INT64_C(315360000000), 0,
+	    param_int(req->params, "deadline_ms", 0, INT64_C(315360000000), 0,
 	    &deadline, &e) == -1)
 		return (req_param_fail(req, &e));
 	if (operation[0] == '\0') {
@@ -418,12 +418,11 @@ conclude(struct ermd_req *req, struct op *op, const struct classify_result *cr,
 	d->rolled_back = NULL;		/* stolen by the reply */
 	json_decref(strategy);
 	if (d->decision == DECIDE_RETRY) {
+		/* "attempt" stays the one that failed: the next is attempt+1. */
 		op->attempts++;
 		op->last_delay_ms = d->delay_ms;
 		op->attempt_at = clock_now_ms() + (uint64_t)d->delay_ms;
 		snprintf(op->permit, sizeof(op->permit), "%s", d->permit);
-		json_object_set_new(req->result, "attempt",
-		    json_integer(op->attempts));
 		json_object_set_new(req->result, "delay_ms",
 		    json_integer(d->delay_ms));
 		if (d->permit[0] != '\0')

@@ -197,7 +197,10 @@ op_recoveries(uint64_t *attempted, uint64_t *succeeded, uint64_t *failed)
  * Can a retry strategy act? The policy decides (attempts, category,
  * deadline, budget); a plain `retry` retries at once rather than after a
  * backoff. With a breaker, the next attempt also needs a permit: an open
- * breaker makes the retry impossible and the plan moves on.
+ * breaker makes the retry impossible and the plan moves on. The permit is
+ * taken before the budget, so a retry the breaker refuses spends none; its
+ * lease runs from when the retry is due, so that waiting the delay as told
+ * cannot outlive it.
  */
 static int
 try_retry(struct op *op, enum strategy s, const struct classify_result *cr,
@@ -206,6 +209,8 @@ try_retry(struct op *op, enum strategy s, const struct classify_result *cr,
 	struct retry_policy		 p = op->policy;
 	struct retry_decision		 d;
 	struct breaker_permit_info	 pi;
+	struct breaker_call		 back;
+	struct breaker_record_result	 res;
 	uint64_t			 now = clock_now_ms();
 	int64_t				 elapsed = (int64_t)(now - op->started_at);
 
@@ -216,19 +221,32 @@ try_retry(struct op *op, enum strategy s, const struct classify_result *cr,
 	if (op->deadline_ms > 0 && (p.max_elapsed_ms == 0 ||
 	    op->deadline_ms < p.max_elapsed_ms))
 		p.max_elapsed_ms = op->deadline_ms;
-	(void)retry_decide(&p, decide_budget(), op->key, op->attempts,
-	    cr->category, elapsed, op->last_delay_ms,
+	retry_check(&p, op->attempts, cr->category, elapsed, op->last_delay_ms,
 	    (eo->have & EO_RETRY_AFTER) ? eo->retry_after_ms : -1,
 	    decide_rng(), &d);
-	if (!d.retry)
+	if (!d.retry) {
+		retry_count(decide_budget(), &d);
 		return (0);
+	}
 	out->permit[0] = '\0';
 	if (op->breaker != NULL) {
 		memset(&pi, 0, sizeof(pi));
-		if (breaker_acquire(decide_breakers(), op->breaker, op->owner,
-		    &pi) != 0)
+		if (breaker_acquire_from(decide_breakers(), op->breaker,
+		    op->owner, now + (uint64_t)d.delay_ms, &pi) != 0)
 			return (0);
 		snprintf(out->permit, sizeof(out->permit), "%s", pi.permit);
+	}
+	(void)retry_grant(&p, decide_budget(), op->key, &d);
+	if (!d.retry) {
+		/* No budget: the permit goes back, counting nothing. */
+		if (out->permit[0] != '\0') {
+			memset(&back, 0, sizeof(back));
+			back.outcome = OUTCOME_IGNORED;
+			(void)breaker_record(decide_breakers(), op->breaker,
+			    out->permit, &back, &res);
+			out->permit[0] = '\0';
+		}
+		return (0);
 	}
 	out->decision = DECIDE_RETRY;
 	out->delay_ms = d.delay_ms;

@@ -309,6 +309,7 @@ struct bkey {
 	uint64_t	 width;			/* ms per slot */
 	uint64_t	 head;			/* number of the newest slot */
 	int		 touched;		/* since it was placed */
+	unsigned	 epoch;			/* see key_get() */
 	struct hnode	 node;			/* beside the name it keys */
 	char		 name[];
 };
@@ -317,6 +318,7 @@ struct retry_budget {
 	struct htab		 keys;
 	struct bkey		*oldest, *newest;
 	size_t			 max_keys;
+	unsigned		 epoch;		/* retry_budget_reconfigured() */
 	struct retry_counters	 counters;
 };
 
@@ -410,9 +412,9 @@ key_advance(struct bkey *k, uint64_t now)
 }
 
 /*
- * A key used with a policy of another window (a reload, or two policies
- * sharing a key) keeps what it counted, as if it all happened now: the
- * budget errs on the side of fewer retries, for at most one window.
+ * A key taking a new window after a reload keeps what it counted, as if it
+ * all happened now: the budget errs on the side of fewer retries, for at
+ * most one window.
  */
 static void
 key_rewidth(struct bkey *k, uint64_t width, uint64_t now)
@@ -506,11 +508,20 @@ key_get(struct retry_budget *b, const char *key, const struct retry_policy *p)
 		}
 		lru_append(b, k);
 	}
+	/*
+	 * A key counts in the window of the policy that made it, whoever
+	 * uses it after (a breaker's acquires under the [retry] defaults,
+	 * an op of a named policy on the same breaker): moving it to each
+	 * user's window in turn would re-age its counts at every switch,
+	 * and a key used in turn by two windows would never forget. It
+	 * takes a new window only after a reload (a new epoch).
+	 */
 	k->last = now;
-	if (k->width != width)
+	if (k->width != width && k->epoch != b->epoch)
 		key_rewidth(k, width, now);
 	else
 		key_advance(k, now);
+	k->epoch = b->epoch;
 	return (k);
 }
 
@@ -552,6 +563,12 @@ size_t
 retry_budget_nkeys(const struct retry_budget *b)
 {
 	return (b->keys.n);
+}
+
+void
+retry_budget_reconfigured(struct retry_budget *b)
+{
+	b->epoch++;
 }
 
 const struct htab *
@@ -674,39 +691,42 @@ jittered(const struct retry_policy *p, int64_t attempt, int64_t prev,
 }
 
 static void
-decided(struct retry_budget *b, struct retry_decision *out, int retry,
-    int64_t delay, enum retry_reason reason)
+decided(struct retry_decision *out, int retry, int64_t delay,
+    enum retry_reason reason)
 {
 	out->retry = retry;
 	out->delay_ms = retry ? delay : 0;
 	out->reason = reason;
-	if (b == NULL)
-		return;
-	if (retry)
-		b->counters.granted++;
-	else
-		b->counters.denied[reason]++;
 }
 
-int
-retry_decide(const struct retry_policy *p, struct retry_budget *b,
-    const char *key, int64_t attempt, enum category cat, int64_t elapsed_ms,
-    int64_t prev_delay_ms, int64_t retry_after_ms, struct retry_rng *rng,
-    struct retry_decision *out)
+void
+retry_count(struct retry_budget *b, const struct retry_decision *d)
+{
+	if (b == NULL)
+		return;
+	if (d->retry)
+		b->counters.granted++;
+	else
+		b->counters.denied[d->reason]++;
+}
+
+void
+retry_check(const struct retry_policy *p, int64_t attempt, enum category cat,
+    int64_t elapsed_ms, int64_t prev_delay_ms, int64_t retry_after_ms,
+    struct retry_rng *rng, struct retry_decision *out)
 {
 	int64_t	delay, ra;
-	int	granted;
 
 	memset(out, 0, sizeof(*out));
 	if (attempt < 1)
 		attempt = 1;
 	if (attempt >= p->max_attempts) {
-		decided(b, out, 0, 0, RETRY_EXHAUSTED);
-		return (0);
+		decided(out, 0, 0, RETRY_EXHAUSTED);
+		return;
 	}
 	if (cat != CAT_NONE && (p->retry_on & CATSET_BIT(cat)) == 0) {
-		decided(b, out, 0, 0, RETRY_NON_RETRYABLE);
-		return (0);
+		decided(out, 0, 0, RETRY_NON_RETRYABLE);
+		return;
 	}
 
 	delay = jittered(p, attempt, prev_delay_ms, rng);
@@ -720,22 +740,39 @@ retry_decide(const struct retry_policy *p, struct retry_budget *b,
 	if (p->max_elapsed_ms > 0 && elapsed_ms >= 0 &&
 	    (elapsed_ms > INT64_MAX - delay ||
 	    elapsed_ms + delay > p->max_elapsed_ms)) {
-		decided(b, out, 0, 0, RETRY_DEADLINE);
-		return (0);
+		decided(out, 0, 0, RETRY_DEADLINE);
+		return;
 	}
+	decided(out, 1, delay, RETRY_RETRYABLE);
+}
+
+int
+retry_grant(const struct retry_policy *p, struct retry_budget *b,
+    const char *key, struct retry_decision *d)
+{
+	int	granted, rc = 0;
 
 	if (b != NULL && key != NULL) {
-		if (budget_take(b, key, p, &granted) == -1) {
-			decided(b, out, 0, 0, RETRY_BUDGET_EXHAUSTED);
-			return (-1);
-		}
-		if (!granted) {
-			decided(b, out, 0, 0, RETRY_BUDGET_EXHAUSTED);
-			return (0);
-		}
+		if ((rc = budget_take(b, key, p, &granted)) == -1 || !granted)
+			decided(d, 0, 0, RETRY_BUDGET_EXHAUSTED);
 	}
-	decided(b, out, 1, delay, RETRY_RETRYABLE);
-	return (0);
+	retry_count(b, d);
+	return (rc);
+}
+
+int
+retry_decide(const struct retry_policy *p, struct retry_budget *b,
+    const char *key, int64_t attempt, enum category cat, int64_t elapsed_ms,
+    int64_t prev_delay_ms, int64_t retry_after_ms, struct retry_rng *rng,
+    struct retry_decision *out)
+{
+	retry_check(p, attempt, cat, elapsed_ms, prev_delay_ms,
+	    retry_after_ms, rng, out);
+	if (!out->retry) {
+		retry_count(b, out);
+		return (0);
+	}
+	return (retry_grant(p, b, key, out));
 }
 
 json_t *

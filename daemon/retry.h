@@ -148,6 +148,12 @@ int		 retry_budget_note_request(struct retry_budget *b,
 void		 retry_budget_window(struct retry_budget *b, const char *key,
 		    uint64_t *requests, uint64_t *retries);
 size_t		 retry_budget_nkeys(const struct retry_budget *b);
+/*
+ * The policies changed (a reload): a key keeps counting in the window of
+ * the policy that made it until then, and takes the window of the next
+ * policy that uses it after.
+ */
+void		 retry_budget_reconfigured(struct retry_budget *b);
 /* The table of keys, for htab_prefetch() only. */
 const struct htab *retry_budget_keys(const struct retry_budget *b);
 const struct retry_counters *
@@ -186,6 +192,24 @@ int		 retry_decide(const struct retry_policy *p,
 		    enum category cat, int64_t elapsed_ms,
 		    int64_t prev_delay_ms, int64_t retry_after_ms,
 		    struct retry_rng *rng, struct retry_decision *out);
+/*
+ * retry_decide in two steps, for a caller that must get something else
+ * between the policy's yes and the budget: op.fail takes the breaker's
+ * permit first, so that a retry the breaker refuses spends no budget.
+ * retry_check decides on everything but the budget and counts nothing;
+ * a refusal from it is counted with retry_count. retry_grant takes the
+ * budget for a retry retry_check allowed (*d may turn into a refusal,
+ * budget_exhausted) and counts the decision; its return is retry_decide's.
+ */
+void		 retry_check(const struct retry_policy *p, int64_t attempt,
+		    enum category cat, int64_t elapsed_ms,
+		    int64_t prev_delay_ms, int64_t retry_after_ms,
+		    struct retry_rng *rng, struct retry_decision *d);
+void		 retry_count(struct retry_budget *b,
+		    const struct retry_decision *d);
+int		 retry_grant(const struct retry_policy *p,
+		    struct retry_budget *b, const char *key,
+		    struct retry_decision *d);
 /* New reference: {retry, delay_ms, reason}, the result of retry.next. */
 json_t		*retry_decision_to_json(const struct retry_decision *d);
 

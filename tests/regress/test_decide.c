@@ -780,7 +780,7 @@ START_TEST(ops_retry_then_succeed)
 	    "{\"op\":\"%s\",\"error\":{\"errno\":\"ECONNREFUSED\"}}}", op);
 	ck_assert_str_eq(rstr(r, "decision"), "retry");
 	ck_assert_str_eq(rstr(r, "category"), "NETWORK_ERROR");
-	ck_assert_int_eq(rnum(r, "attempt"), 2);
+	ck_assert_int_eq(rnum(r, "attempt"), 1);
 	ck_assert_int_eq(rnum(r, "delay_ms"), 10);
 	json_decref(r);
 	r = call_on(fd, "{\"id\":3,\"method\":\"op.succeed\",\"params\":"
@@ -811,6 +811,80 @@ START_TEST(ops_retry_then_succeed)
 	ck_assert_int_eq(rnum(r, "successful_recoveries"), 1);
 	json_decref(r);
 	close(fd);
+}
+END_TEST
+
+/*
+ * op.fail's retry: "attempt" is the attempt that failed (the next is
+ * attempt+1); its permit outlives the delay it comes with, though the
+ * delay is longer than permit_ttl_ms; a retry the breaker refuses spends
+ * no retry budget.
+ */
+START_TEST(ops_retry_permit_and_budget)
+{
+	int	 fd;
+	json_t	*r, *m;
+	char	 op[64];
+
+	daemon_start(&d, "[breaker]\npermit_ttl_ms = 1000\n"
+	    "[breaker.once]\nfailure_threshold = 1\n", manual);
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"up\",\"breaker\":\"s3\",\"deadline_ms\":0}}");
+	snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":2,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"ECONNREFUSED\","
+	    "\"retry_after_ms\":5000}}}", op);
+	ck_assert_str_eq(rstr(r, "decision"), "retry");
+	ck_assert_int_eq(rnum(r, "attempt"), 1);
+	ck_assert_int_eq(rnum(r, "delay_ms"), 5000);
+	json_decref(r);
+	/* Waited as told, then the lease's own 1 s less a moment. */
+	advance_on(fd, 5999);
+	r = call_on(fd, "{\"id\":3,\"method\":\"op.succeed\",\"params\":"
+	    "{\"op\":\"%s\"}}", op);
+	ck_assert_int_eq(rnum(r, "attempts"), 2);
+	json_decref(r);
+	/* The success went in with the permit: the failure streak ended. */
+	r = call_on(fd, "{\"id\":4,\"method\":\"breaker.get\",\"params\":"
+	    "{\"name\":\"s3\"}}");
+	m = json_object_get(result(r), "window");
+	ck_assert_int_eq(json_integer_value(json_object_get(m,
+	    "consecutive_failures")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(m, "calls")), 2);
+	json_decref(r);
+
+	/* The failure opens "once": no permit for a retry, no budget. */
+	r = call_on(fd, "{\"id\":5,\"method\":\"metrics.get\"}");
+	m = json_object_get(result(r), "retries");
+	ck_assert_int_eq(json_integer_value(json_object_get(m, "granted")), 1);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":6,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"up\",\"breaker\":\"once\"}}");
+	snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":7,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"ECONNREFUSED\"}}}", op);
+	ck_assert_str_ne(rstr(r, "decision"), "retry");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":8,\"method\":\"metrics.get\"}");
+	m = json_object_get(result(r), "retries");
+	ck_assert_int_eq(json_integer_value(json_object_get(m, "granted")), 1);
+	json_decref(r);
+
+	/* "default" names the [retry] defaults here too. */
+	r = call_on(fd, "{\"id\":9,\"method\":\"retry.next\",\"params\":"
+	    "{\"policy\":\"default\",\"attempt\":3}}");
+	ck_assert_str_eq(rstr(r, "reason"), "exhausted");
+	json_decref(r);
+	/* A name that cannot be a breaker's is bad params everywhere. */
+	r = call_on(fd, "{\"id\":10,\"method\":\"breaker.get\",\"params\":"
+	    "{\"name\":\"no spaces\"}}");
+	ck_assert_int_eq(reply_code(r), -32602);
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
 }
 END_TEST
 
@@ -1221,6 +1295,7 @@ main(void)
 	tcase_add_test(tc, retry_budget_under_a_storm);
 	tcase_add_test(tc, retry_next_reasons);
 	tcase_add_test(tc, ops_retry_then_succeed);
+	tcase_add_test(tc, ops_retry_permit_and_budget);
 	tcase_add_test(tc, ops_strategies_and_abandon);
 	tcase_add_test(tc, ermctl_run_recovers);
 	tcase_add_test(tc, ermctl_run_until_breaker_opens);

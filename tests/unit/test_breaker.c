@@ -1332,6 +1332,54 @@ START_TEST(test_permits_reused)
 END_TEST
 
 /*
+ * A lease that starts later (op.fail's retry, due after its delay) runs
+ * its TTL from then, and does not hold back the expiry of the leases
+ * issued after it that start now.
+ */
+START_TEST(test_lease_from_later)
+{
+	struct breaker_config	 c;
+	struct breakers		*reg;
+	struct breaker_permit_info pi;
+	char			 later[BREAKER_PERMIT_MAX], now[BREAKER_PERMIT_MAX];
+
+	breaker_config_defaults(&c);
+	cset(&c, "permit_ttl_ms", "1000");
+	cset(&c, "half_open_max_calls", "2");
+	reg = mkreg(&c);
+	to_half_open(reg, "h");
+	ck_assert_int_eq(breaker_acquire_from(reg, "h", 0, clock_now_ms() +
+	    5000, &pi), 0);
+	memcpy(later, pi.permit, sizeof(later));
+	ck_assert_int_eq(acq(reg, "h", now), 0);
+	/* The one issued now expires on its own timer, a failure. */
+	clock_advance(1000);
+	ck_assert_int_eq(st(reg, "h"), BRK_OPEN);
+	breakers_free(reg);
+
+	reg = mkreg(&c);
+	ck_assert_int_eq(breaker_acquire_from(reg, "c", 0, clock_now_ms() +
+	    5000, &pi), 0);
+	memcpy(later, pi.permit, sizeof(later));
+	ck_assert_int_eq(acq(reg, "c", now), 0);
+	clock_advance(1000);
+	ck_assert_uint_eq(breaker_permits(breaker_find(reg, "c")), 1);
+	ck_assert(!rec(reg, "c", now, OUTCOME_SUCCESS));
+	clock_advance(4999);			/* 5999: 999 ms into its lease */
+	ck_assert(rec(reg, "c", later, OUTCOME_SUCCESS));
+	ck_assert_int_eq(wnum(reg, "c", "calls"), 1);
+	/* Another, left alone: gone 1000 ms after its start. */
+	ck_assert_int_eq(breaker_acquire_from(reg, "c", 0, clock_now_ms() +
+	    5000, &pi), 0);
+	clock_advance(5999);
+	ck_assert_uint_eq(breaker_permits(breaker_find(reg, "c")), 1);
+	clock_advance(1);
+	ck_assert_uint_eq(breaker_permits(breaker_find(reg, "c")), 0);
+	breakers_free(reg);
+}
+END_TEST
+
+/*
  * Ending one lease re-opens the breaker, which drops the rest of its
  * permits, this owner's and another's: the release must cope.
  */
@@ -2351,6 +2399,7 @@ breaker_suite(void)
 	tcase_add_test(tc, test_lease_ttl);
 	tcase_add_test(tc, test_lease_owner);
 	tcase_add_test(tc, test_permits_reused);
+	tcase_add_test(tc, test_lease_from_later);
 	tcase_add_test(tc, test_lease_owner_reopens);
 	suite_add_tcase(s, tc);
 

@@ -823,7 +823,44 @@ START_TEST(test_budget_small_window)
 }
 END_TEST
 
-/* A key used with another window keeps its counts, conservatively. */
+/*
+ * A key counts in the window of the policy that made it, whoever uses it:
+ * two policies with different windows taking turns on one key (a breaker's
+ * acquires under the defaults, an op of a named policy on that breaker)
+ * must not keep its counts young for ever.
+ */
+START_TEST(test_budget_two_windows)
+{
+	struct retry_policy	 p, q;
+	struct retry_budget	*b = retry_budget_new(0);
+	uint64_t		 req, ret;
+	int			 i;
+
+	plain_policy(&p);			/* 10 s */
+	q = p;
+	q.budget_window_ms = 2000;
+	requests(b, "k", &p, 100);
+	ck_assert_int_eq(retries(b, "k", &p, 50), 30);
+	/* Taking turns every second until t = 9000: still all counted. */
+	for (i = 1; i <= 9; i++) {
+		clock_advance(1000);
+		ck_assert_int_eq(retries(b, "k", i % 2 ? &q : &p, 1), 0);
+	}
+	retry_budget_window(b, "k", &req, &ret);
+	ck_assert_uint_eq(req, 100);
+	ck_assert_uint_eq(ret, 30);
+	/* t = 10000: the window of the key's maker has passed. */
+	clock_advance(1000);
+	retry_budget_window(b, "k", &req, &ret);
+	ck_assert_uint_eq(req, 0);
+	ck_assert_uint_eq(ret, 0);
+	/* q's own floor: 3/s x 2 s. */
+	ck_assert_int_eq(retries(b, "k", &q, 10), 6);
+	retry_budget_free(b);
+}
+END_TEST
+
+/* After a reload a key takes its next user's window, conservatively. */
 START_TEST(test_budget_rewidth)
 {
 	struct retry_policy	 p, q;
@@ -836,6 +873,7 @@ START_TEST(test_budget_rewidth)
 	requests(b, "k", &p, 100);
 	ck_assert_int_eq(retries(b, "k", &p, 50), 30);
 	clock_advance(5000);
+	retry_budget_reconfigured(b);
 	/* Now under the 2 s window: what was counted is still there... */
 	requests(b, "k", &q, 1);
 	retry_budget_window(b, "k", &req, &ret);
@@ -1001,6 +1039,7 @@ retry_suite(void)
 	tcase_add_test(tc, test_budget_sliding);
 	tcase_add_test(tc, test_budget_small_window);
 	tcase_add_test(tc, test_budget_rewidth);
+	tcase_add_test(tc, test_budget_two_windows);
 	tcase_add_test(tc, test_budget_expiry_and_limits);
 	tcase_add_test(tc, test_budget_many_keys);
 	suite_add_tcase(s, tc);
