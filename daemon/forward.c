@@ -370,6 +370,11 @@ forward_apply(const struct config *cfg)
 	s.url = str_or(cfg, "url", "");
 	s.key_file = str_or(cfg, "key_file", NULL);
 	s.ca_file = str_or(cfg, "ca_file", NULL);
+	if (s.ca_file != NULL && s.ca_file[0] == '\0') {
+		/* Empty is unset, as for url and key_file: the system's CAs. */
+		free(s.ca_file);
+		s.ca_file = NULL;
+	}
 	s.table[FWD_ERRORS] = str_or(cfg, "errors_table", "erm_errors");
 	s.table[FWD_RECOVERIES] = str_or(cfg, "recoveries_table",
 	    "erm_recoveries");
@@ -1111,7 +1116,9 @@ lane_send(struct lane *l)
 	o.timeout_ms = (long)fw.set.timeout_ms;
 	o.connect_timeout_ms = (long)fw.set.connect_timeout_ms;
 	o.ca_file = fw.set.ca_file;
+	/* An error page may be large; its start is all the lane reads. */
 	o.max_response_bytes = 65536;
+	o.truncate_response = 1;
 	o.resp_fd = -1;
 	body.buf = c.body.p;
 	body.len = c.body.len;

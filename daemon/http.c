@@ -57,6 +57,7 @@ struct http_req {
 	char			*resp;		/* NUL-terminated */
 	size_t			 resp_len, resp_cap;
 	uint64_t		 resp_max;
+	int			 resp_truncate;
 	struct fio		*down;		/* or to a file */
 	uint64_t		 resp_taken;	/* by write_cb, for down */
 	uint64_t		 resp_written;	/* to the file */
@@ -530,14 +531,47 @@ seek_cb(void *arg, curl_off_t offset, int origin)
 	return (CURL_SEEKFUNC_OK);
 }
 
+/* Add n bytes to the in-memory response body. */
+static int
+resp_append(struct http_req *r, const char *data, size_t n)
+{
+	size_t	 ncap;
+	char	*p;
+
+	if (r->resp_len + n + 1 > r->resp_cap) {
+		ncap = r->resp_cap ? r->resp_cap : 4096;
+		while (ncap < r->resp_len + n + 1)
+			ncap *= 2;
+		if ((p = realloc(r->resp, ncap)) == NULL) {
+			r->io_err = ENOMEM;
+			r->io_what = "out of memory";
+			return (-1);
+		}
+		r->resp = p;
+		r->resp_cap = ncap;
+	}
+	memcpy(r->resp + r->resp_len, data, n);
+	r->resp_len += n;
+	r->resp[r->resp_len] = '\0';
+	return (0);
+}
+
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct http_req	*r = arg;
 	struct fio	*f = r->down;
-	size_t		 n = size * nmemb, ncap;
-	char		*p;
+	size_t		 n = size * nmemb, keep;
 
+	if (f == NULL && r->resp_truncate && r->resp_len + n > r->resp_max) {
+		/* Keep the start; take the rest and drop it. */
+		if (r->tap != NULL)
+			r->tap(r->tap_arg, 0, data, n);
+		keep = (size_t)(r->resp_max - r->resp_len);
+		if (keep > 0 && resp_append(r, data, keep) == -1)
+			return (0);
+		return (n);
+	}
 	if (r->resp_max > 0 && (f != NULL ? r->resp_taken : r->resp_len) +
 	    n > r->resp_max) {
 		r->io_err = EFBIG;
@@ -570,21 +604,8 @@ write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	}
 	if (r->tap != NULL)
 		r->tap(r->tap_arg, 0, data, n);
-	if (r->resp_len + n + 1 > r->resp_cap) {
-		ncap = r->resp_cap ? r->resp_cap : 4096;
-		while (ncap < r->resp_len + n + 1)
-			ncap *= 2;
-		if ((p = realloc(r->resp, ncap)) == NULL) {
-			r->io_err = ENOMEM;
-			r->io_what = "out of memory";
-			return (0);
-		}
-		r->resp = p;
-		r->resp_cap = ncap;
-	}
-	memcpy(r->resp + r->resp_len, data, n);
-	r->resp_len += n;
-	r->resp[r->resp_len] = '\0';
+	if (resp_append(r, data, n) == -1)
+		return (0);
 	return (n);
 }
 
@@ -899,6 +920,7 @@ http_request(const char *method, const char *url, const char *const *headers,
 	r->resp_max = opts->max_response_bytes;
 	if (opts->resp_fd < 0 && r->resp_max == 0)
 		r->resp_max = HTTP_DEFAULT_MAX_RESPONSE;
+	r->resp_truncate = opts->resp_fd < 0 && opts->truncate_response;
 	r->tap = opts->tap;
 	r->tap_arg = opts->tap_arg;
 	if (opts->resp_fd >= 0) {

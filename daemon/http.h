@@ -52,6 +52,12 @@ struct http_options {
 	 */
 	uint64_t	 max_response_bytes;
 	/*
+	 * In-memory bodies: keep the first max_response_bytes and drop the
+	 * rest instead of failing (what a caller reads of an error page is
+	 * its start). body_len is then what was kept.
+	 */
+	int		 truncate_response;
+	/*
 	 * >= 0: write the response body to this descriptor instead of
 	 * keeping it in memory, with write(2) at its file offset (through a
 	 * duplicate, so the caller may close its own at once). Every byte is

@@ -171,6 +171,8 @@ m_error_list(struct ermd_req *req)
 	    "operation", "severity", "limit", "before_id", NULL };
 	struct param_err	 e;
 	struct error_filter	 f;
+	char			 lbefore[UUID_STRLEN + 1];
+	size_t			 i;
 	int			 sev;
 
 	memset(&f, 0, sizeof(f));
@@ -188,6 +190,13 @@ m_error_list(struct ermd_req *req)
 	    param_str(req->params, "before_id", UUID_STRLEN, &f.before_id,
 	    &e) == -1)
 		return (req_param_fail(req, &e));
+	if (f.before_id != NULL) {
+		/* Ids are compared in lowercase, as error.report stores them. */
+		for (i = 0; f.before_id[i] != '\0'; i++)
+			lbefore[i] = (char)tolower((unsigned char)f.before_id[i]);
+		lbefore[i] = '\0';
+		f.before_id = lbefore;
+	}
 	if (f.category != NULL && category_from_name(f.category) == CAT_NONE) {
 		param_fail(&e, "category", "unknown category '%s'",
 		    f.category);

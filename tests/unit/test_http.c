@@ -499,7 +499,7 @@ END_TEST
 START_TEST(limits_and_failures)
 {
 	struct http_options	o = { .resp_fd = -1 };
-	struct got		g[5];
+	struct got		g[6];
 	int			i, n = 0, dead;
 	struct sockaddr_in	sin;
 
@@ -509,6 +509,11 @@ START_TEST(limits_and_failures)
 	http_request("GET", url("/big/1001"), NULL, NULL, &o, collect, &g[0]);
 	/* Exactly the limit is fine. */
 	http_request("GET", url("/big/1000"), NULL, NULL, &o, collect, &g[1]);
+	/* Or kept short, when the start is all the caller reads. */
+	o.truncate_response = 1;
+	http_request("GET", url("/big/100000"), NULL, NULL, &o, collect,
+	    &g[5]);
+	o.truncate_response = 0;
 	/* No answer within the timeout. */
 	o.max_response_bytes = 0;
 	o.timeout_ms = 300;
@@ -531,9 +536,9 @@ START_TEST(limits_and_failures)
 		http_request("GET", u, NULL, NULL, NULL, collect, &g[4]);
 	}
 	for (;;) {
-		for (n = 0, i = 0; i < 5; i++)
+		for (n = 0, i = 0; i < 6; i++)
 			n += g[i].done;
-		if (n == 5)
+		if (n == 6)
 			break;
 		event_base_loop(base, EVLOOP_ONCE);
 	}
@@ -546,7 +551,12 @@ START_TEST(limits_and_failures)
 	ck_assert_int_eq(g[3].err, ECONNRESET);
 	ck_assert_int_eq(g[4].err, ECONNREFUSED);
 	ck_assert_str_ne(g[4].error, "");
-	for (i = 0; i < 5; i++)
+	ck_assert_int_eq(g[5].err, 0);
+	ck_assert_int_eq(g[5].status, 200);
+	ck_assert_uint_eq(g[5].body_len, 1000);
+	for (i = 0; i < 1000; i++)
+		ck_assert_int_eq(g[5].body[i], big_byte((uint64_t)i));
+	for (i = 0; i < 6; i++)
 		free(g[i].body);
 }
 END_TEST
