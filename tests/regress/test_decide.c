@@ -650,6 +650,141 @@ START_TEST(events_and_forced_states)
 }
 END_TEST
 
+/* The next breaker.state event on sub: it must be name's from -> to. */
+static void
+expect_transition(int sub, const char *name, const char *from,
+    const char *to, const char *reason)
+{
+	json_t	*ev = raw_recv(sub, 5000), *p;
+
+	ck_assert_ptr_nonnull(ev);
+	p = json_object_get(ev, "params");
+	ck_assert_str_eq(json_string_value(json_object_get(p, "type")),
+	    "breaker.state");
+	ck_assert_str_eq(json_string_value(json_object_get(p, "name")), name);
+	ck_assert_str_eq(json_string_value(json_object_get(p, "from")), from);
+	ck_assert_str_eq(json_string_value(json_object_get(p, "to")), to);
+	ck_assert_str_eq(json_string_value(json_object_get(p, "reason")),
+	    reason);
+	json_decref(ev);
+}
+
+/*
+ * The rules the unit tests drive on the state machine, here over the
+ * socket with the daemon's own timers: ignored categories, recovery
+ * backoff, and each way a trial ends (permit_expired, half_open_timeout,
+ * owner_closed), with the reasons the events carry; then max_breakers and
+ * idle eviction.
+ */
+START_TEST(breaker_rules_over_the_wire)
+{
+	int	 fd, sub, other;
+	json_t	*r;
+	char	 name[16];
+	int	 i;
+
+	daemon_start(&d, "[daemon]\nmax_breakers = 4\n"
+	    "[breaker]\nfailure_threshold = 1\nrecovery_timeout_ms = 1000\n"
+	    "recovery_backoff = 2.0\nmax_recovery_timeout_ms = 10000\n"
+	    "permit_ttl_ms = 300\nhalf_open_max_wait_ms = 500\n"
+	    "idle_evict_ms = 60000\nignore = NETWORK_ERROR\n", manual);
+	fd = raw_connect(d.sock);
+	sub = raw_connect(d.sock);
+	json_decref(call_on(sub, "{\"id\":1,\"method\":\"events.subscribe\","
+	    "\"params\":{\"types\":[\"breaker.state\"]}}"));
+	/* An ignored category does not count; a storage error opens it. */
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.record\",\"params\":"
+	    "{\"name\":\"a\",\"outcome\":\"failure\",\"error\":"
+	    "{\"errno\":\"ECONNREFUSED\"}}}");
+	ck_assert_str_eq(rstr(r, "state"), "closed");
+	json_decref(r);
+	r = call_on(fd, "{\"id\":2,\"method\":\"breaker.record\",\"params\":"
+	    "{\"name\":\"a\",\"outcome\":\"failure\",\"error\":"
+	    "{\"errno\":\"EIO\"}}}");
+	ck_assert_str_eq(rstr(r, "state"), "open");
+	json_decref(r);
+	expect_transition(sub, "a", "closed", "open", "failure_threshold");
+	r = call_on(fd, "{\"id\":3,\"method\":\"breaker.get\",\"params\":"
+	    "{\"name\":\"a\"}}");
+	ck_assert_int_eq(rnum(r, "retry_after_ms"), 1000);
+	ck_assert_int_eq(rnum(r, "open_count"), 1);
+	json_decref(r);
+
+	/* Half-open by its timer; the trial permit runs out. */
+	advance_on(fd, 1000);
+	expect_transition(sub, "a", "open", "half_open", "recovery_timeout");
+	r = call_on(fd, "{\"id\":4,\"method\":\"breaker.acquire\",\"params\":"
+	    "{\"name\":\"a\"}}");
+	ck_assert(json_is_true(json_object_get(result(r), "allowed")));
+	json_decref(r);
+	advance_on(fd, 300);
+	expect_transition(sub, "a", "half_open", "open", "permit_expired");
+	/* Opened twice: 1000 x 2.0. */
+	r = call_on(fd, "{\"id\":5,\"method\":\"breaker.get\",\"params\":"
+	    "{\"name\":\"a\"}}");
+	ck_assert_int_eq(rnum(r, "retry_after_ms"), 2000);
+	json_decref(r);
+
+	/* Nobody tries within half_open_max_wait_ms. */
+	advance_on(fd, 2000);
+	expect_transition(sub, "a", "open", "half_open", "recovery_timeout");
+	advance_on(fd, 500);
+	expect_transition(sub, "a", "half_open", "open", "half_open_timeout");
+
+	/* The trial's connection goes away. */
+	advance_on(fd, 4000);
+	expect_transition(sub, "a", "open", "half_open", "recovery_timeout");
+	other = raw_connect(d.sock);
+	r = call_on(other, "{\"id\":6,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"a\"}}");
+	ck_assert(json_is_true(json_object_get(result(r), "allowed")));
+	json_decref(r);
+	close(other);
+	expect_transition(sub, "a", "half_open", "open", "owner_closed");
+	r = call_on(fd, "{\"id\":7,\"method\":\"breaker.get\",\"params\":"
+	    "{\"name\":\"a\"}}");
+	ck_assert_int_eq(rnum(r, "open_count"), 4);
+	ck_assert_int_eq(rnum(r, "retry_after_ms"), 8000);
+	json_decref(r);
+
+	/* Four breakers at most: a and three more. */
+	for (i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "b%d", i);
+		r = call_on(fd, "{\"id\":8,\"method\":\"breaker.acquire\","
+		    "\"params\":{\"name\":\"%s\"}}", name);
+		ck_assert(json_is_true(json_object_get(result(r), "allowed")));
+		json_decref(call_on(fd, "{\"id\":9,\"method\":"
+		    "\"breaker.record\",\"params\":{\"name\":\"%s\","
+		    "\"permit\":\"%s\",\"outcome\":\"success\"}}", name,
+		    rstr(r, "permit")));
+		json_decref(r);
+	}
+	r = call_on(fd, "{\"id\":10,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"late\"}}");
+	ck_assert_int_eq(reply_code(r), 1005);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    json_object_get(r, "error"), "data"), "limit")), "max_breakers");
+	json_decref(r);
+	/* Idle closed breakers are evicted; the open one stays. */
+	advance_on(fd, 120000);
+	r = call_on(fd, "{\"id\":11,\"method\":\"breaker.get\",\"params\":"
+	    "{\"name\":\"b0\"}}");
+	ck_assert_int_eq(reply_code(r), 1001);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":12,\"method\":\"breaker.get\",\"params\":"
+	    "{\"name\":\"a\"}}");
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":13,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"late\"}}");
+	ck_assert(json_is_true(json_object_get(result(r), "allowed")));
+	json_decref(r);
+	close(sub);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
 /*
  * A storm: 10 processes, 100 first attempts and 100 retries each, all
  * under one budget key. budget_percent = 20 of 1000 requests allows 200
@@ -1292,6 +1427,7 @@ main(void)
 	tcase_add_test(tc, failed_snapshot_is_stored_later);
 	tcase_add_test(tc, ermctl_events_by_type);
 	tcase_add_test(tc, events_and_forced_states);
+	tcase_add_test(tc, breaker_rules_over_the_wire);
 	tcase_add_test(tc, retry_budget_under_a_storm);
 	tcase_add_test(tc, retry_next_reasons);
 	tcase_add_test(tc, ops_retry_then_succeed);
