@@ -31,7 +31,17 @@
 #include "store.h"
 #include "uuid.h"
 
-#define DEDUP_KEYS_MAX	4096	/* keys remembered; expired ones go first */
+/*
+ * Dedup remembers each key raised within the last dedup_ms. The keys come
+ * from breakers (one each, and there are at most [daemon] max_breakers at
+ * once; twice that leaves room for idle ones evicted and others created
+ * within one window), escalations (one per operation name), the error
+ * rate (one) and forwarding (two per table). DEDUP_KEYS_OTHER is the share
+ * of all but the breakers. Past the bound the key raised longest ago is
+ * forgotten, so a storm of new names weakens dedup for the oldest key
+ * only, instead of turning it off for every new one.
+ */
+#define DEDUP_KEYS_OTHER	4096
 #define EXEC_ARGS_MAX	64
 #define EXEC_RUNNING_MAX 16	/* sinks running at once; more are skipped */
 /*
@@ -78,10 +88,17 @@ static const char *const alerts_keys[] = {
 	"exec_timeout_ms", "webhook_url", "exec", NULL
 };
 
+/*
+ * A key raised within dedup_ms. The entries are also on a list in the
+ * order they were raised (the daemon clock never goes back), so the
+ * oldest, whose window ends first, is at the head: expired keys and, at
+ * the bound, the one to forget are found there in O(1).
+ */
 struct seen {
 	struct hnode	 node;
+	struct seen	*prev, *next;	/* al.oldest ... al.newest */
 	char		*key;
-	uint64_t	 at;
+	uint64_t	 at;		/* raised */
 };
 
 /* One alert on its way to the webhook. */
@@ -104,6 +121,9 @@ struct child {
 static struct {
 	struct settings		 set;
 	struct htab		 seen;
+	struct seen		*oldest, *newest;
+	size_t			 seen_max;	/* from max_breakers */
+	int			 seen_full;	/* at seen_max: said so */
 	int			 running, http_up;
 	struct event_base	*base;
 	/* Errors per second over the last minute, on the daemon clock. */
@@ -235,6 +255,8 @@ alerts_apply(const struct config *cfg)
 	free(al.set.webhook_url);
 	free(al.set.exec);
 	al.set = s;
+	/* A lower bound after a reload takes effect at the next raise. */
+	al.seen_max = 2 * (size_t)cfg->max_breakers + DEDUP_KEYS_OTHER;
 }
 
 void
@@ -250,17 +272,26 @@ alerts_register(void)
 
 /* ---- storage ------------------------------------------------------------ */
 
+/*
+ * An alert on its way to the store. The writer thread reads the copies
+ * of its fields only; alert, for the event and the sinks once the row has
+ * committed, is touched on the loop thread alone.
+ */
 struct alert_job {
 	char	 id[UUID_STRLEN + 1];
 	int64_t	 at;
 	char	*key, *kind, *severity, *message, *details;
 	char	*row;		/* the outbox row, or NULL */
 	int	 sev;
+	json_t	*alert;		/* new reference */
 };
+
+static void	deliver(const json_t *);
 
 static void
 job_free(struct alert_job *j)
 {
+	json_decref(j->alert);
 	free(j->key);
 	free(j->kind);
 	free(j->severity);
@@ -286,15 +317,32 @@ alert_run(struct store_tx *tx, void *arg)
 	return (0);
 }
 
+/*
+ * An alert that cannot be stored is not sent anywhere either: the sinks
+ * must never tell of an alert the alerts table (and Supabase) will not
+ * have. The log keeps its text, at critical level.
+ */
+static void
+not_stored(const json_t *a, const char *why)
+{
+	log_crit("alert %s: cannot store it: %s; not sent: (%s) %s",
+	    json_string_value(json_object_get(a, "key")), why,
+	    json_string_value(json_object_get(a, "severity")),
+	    json_string_value(json_object_get(a, "message")));
+}
+
 static void
 alert_done(void *arg, const struct store_result *res)
 {
 	struct alert_job	*j = arg;
 
 	if (!res->ok)
-		log_warnx("alert %s: cannot store it: %s", j->key, res->msg);
-	else if (j->row != NULL)
-		forward_enqueued(FWD_ALERTS, 1);
+		not_stored(j->alert, res->msg);
+	else {
+		if (j->row != NULL)
+			forward_enqueued(FWD_ALERTS, 1);
+		deliver(j->alert);
+	}
 	job_free(j);
 }
 
@@ -309,6 +357,11 @@ severity_of(const char *s)
 	return (SEV_ERROR);
 }
 
+/*
+ * Store a (borrowed) and queue its outbox row; the event and the sinks
+ * follow from alert_done once both have committed (BEHAVIOUR.md section
+ * 6: stored locally first).
+ */
 static void
 store_alert(json_t *a)
 {
@@ -316,8 +369,11 @@ store_alert(json_t *a)
 	json_t			*row;
 	char			 at[40];
 
-	if ((j = calloc(1, sizeof(*j))) == NULL)
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		not_stored(a, "out of memory");
 		return;
+	}
+	j->alert = json_incref(a);
 	snprintf(j->id, sizeof(j->id), "%s",
 	    json_string_value(json_object_get(a, "id")));
 	j->at = json_integer_value(json_object_get(a, "at"));
@@ -338,8 +394,13 @@ store_alert(json_t *a)
 	}
 	if (j->key == NULL || j->kind == NULL || j->severity == NULL ||
 	    j->message == NULL || j->details == NULL ||
-	    store_submit(alert_run, alert_done, j) == -1)
+	    (forward_enabled() && j->row == NULL)) {
+		not_stored(a, "out of memory, or too large");
 		job_free(j);
+	} else if (store_submit(alert_run, alert_done, j) == -1) {
+		not_stored(a, "the store is closed");
+		job_free(j);
+	}
 }
 
 /* ---- sinks -------------------------------------------------------------- */
@@ -634,36 +695,68 @@ out:
 
 /* ---- raising ------------------------------------------------------------ */
 
-/* 1 when key was raised within dedup_ms; else remember it now. */
+static void
+seen_unlink(struct seen *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		al.oldest = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	else
+		al.newest = s->prev;
+	s->prev = s->next = NULL;
+}
+
+static void
+seen_append(struct seen *s)
+{
+	s->next = NULL;
+	if ((s->prev = al.newest) != NULL)
+		s->prev->next = s;
+	else
+		al.oldest = s;
+	al.newest = s;
+}
+
+static void
+seen_forget(struct seen *s)
+{
+	seen_unlink(s);
+	htab_remove(&al.seen, &s->node);
+	free(s->key);
+	free(s);
+}
+
+/*
+ * 1 when key was raised within dedup_ms; else remember it, raised now,
+ * and return 0. Keys whose window has passed are forgotten first, from
+ * the head of the list; when al.seen_max keys are still held, the oldest
+ * goes (its window ends soonest), so the new key is always remembered.
+ */
 static int
 deduplicated(const char *key, uint64_t now)
 {
-	struct hnode	*n, *next;
+	struct hnode	*n;
 	struct seen	*s;
-	size_t		 bucket = 0;
 
-	if ((n = htab_find(&al.seen, key, strlen(key))) != NULL) {
-		s = HTAB_ENTRY(n, struct seen, node);
-		if (now < s->at + (uint64_t)al.set.dedup_ms)
-			return (1);
-		s->at = now;
-		return (0);
+	while ((s = al.oldest) != NULL &&
+	    now >= s->at + (uint64_t)al.set.dedup_ms)
+		seen_forget(s);
+	if ((n = htab_find(&al.seen, key, strlen(key))) != NULL)
+		return (1);	/* still in its window: expired ones are gone */
+	if (al.seen.n < al.seen_max)
+		al.seen_full = 0;
+	else if (!al.seen_full) {
+		/* Once per storm: the next line would be one per alert. */
+		log_warnx("alert %s: dedup holds %zu keys, its bound; the "
+		    "oldest are forgotten before their dedup_ms", key,
+		    al.seen.n);
+		al.seen_full = 1;
 	}
-	if (al.seen.n >= DEDUP_KEYS_MAX) {
-		/* Forget the keys whose window has passed. */
-		for (n = htab_next(&al.seen, NULL, &bucket); n != NULL;
-		    n = next) {
-			next = htab_next(&al.seen, n, &bucket);
-			s = HTAB_ENTRY(n, struct seen, node);
-			if (now >= s->at + (uint64_t)al.set.dedup_ms) {
-				htab_remove(&al.seen, n);
-				free(s->key);
-				free(s);
-			}
-		}
-		if (al.seen.n >= DEDUP_KEYS_MAX)
-			return (0);	/* raise, without remembering */
-	}
+	while (al.seen.n >= al.seen_max && al.oldest != NULL)
+		seen_forget(al.oldest);
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->key = strdup(key)) == NULL) {
 		free(s);
@@ -673,7 +766,9 @@ deduplicated(const char *key, uint64_t now)
 	if (htab_insert(&al.seen, &s->node, s->key, strlen(s->key)) == -1) {
 		free(s->key);
 		free(s);
+		return (0);
 	}
+	seen_append(s);
 	return (0);
 }
 
@@ -700,12 +795,29 @@ alert_raise(const char *kind, const char *key, const char *severity,
 		return (0);
 	log_warnx("alert %s (%s): %s", key, severity, message);
 	metric_inc(metrics_series(al.m_total, kind));
-	events_emit(EV_ALERT, json_deep_copy(a));
 	store_alert(a);
-	webhook(a);
-	exec_sink(a);
 	json_decref(a);
 	return (1);
+}
+
+/*
+ * A stored alert (borrowed) goes out: the `alert` event, the webhook and
+ * the exec sink. A completion can run after alerts_stop (store_close
+ * finishes the queued jobs): the alert is stored and will be forwarded,
+ * but the HTTP client and the children are gone, so the sinks are not
+ * run then.
+ */
+static void
+deliver(const json_t *a)
+{
+	events_emit(EV_ALERT, json_deep_copy(a));
+	if (!al.running) {
+		log_info("alert %s: stored while stopping; webhook and exec "
+		    "not run", json_string_value(json_object_get(a, "key")));
+		return;
+	}
+	webhook(a);
+	exec_sink(a);
 }
 
 static void
@@ -801,10 +913,7 @@ alerts_start(struct event_base *base)
 void
 alerts_stop(void)
 {
-	struct hnode	*n, *next;
-	struct seen	*s;
 	struct hook	*h, *hnext;
-	size_t		 bucket = 0;
 	int		 i;
 
 	al.running = 0;
@@ -818,13 +927,8 @@ alerts_stop(void)
 				;
 			child_free(al.kids[i]);
 		}
-	for (n = htab_next(&al.seen, NULL, &bucket); n != NULL; n = next) {
-		next = htab_next(&al.seen, n, &bucket);
-		s = HTAB_ENTRY(n, struct seen, node);
-		htab_remove(&al.seen, n);
-		free(s->key);
-		free(s);
-	}
+	while (al.oldest != NULL)
+		seen_forget(al.oldest);
 	htab_free(&al.seen);
 	/* Waiting for a retry: dropped. In flight: the shutdown below
 	 * cancels them, and webhook_done frees them. */

@@ -2,8 +2,9 @@
  * Alerts (BEHAVIOUR.md section 6, [alerts]): raised by an op that
  * escalates, a breaker that opens, an error rate over error_rate_per_min
  * and a forwarding pause; a key is raised at most once per dedup_ms. Each
- * alert is stored (and queued for the Supabase alerts table), published as
- * an `alert` event, and handed to the webhook and exec sinks.
+ * alert is stored (and queued for the Supabase alerts table); once that
+ * has committed it is published as an `alert` event and handed to the
+ * webhook and exec sinks. One that cannot be stored is only logged.
  */
 #ifndef ALERTS_H
 #define ALERTS_H

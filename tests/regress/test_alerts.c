@@ -1,9 +1,10 @@
 /*
  * Alerts over the socket: the rules of BEHAVIOUR.md section 6 (escalate, a
  * breaker opening, the error rate per minute; the forwarding pause is in
- * test_forward.c), dedup on the daemon clock, and the sinks: a webhook
- * against a local HTTP server and an exec program given the alert, killed
- * when it outlives exec_timeout_ms.
+ * test_forward.c), dedup on the daemon clock, past 4096 keys and at its
+ * bound, and the sinks: a webhook against a local HTTP server and an exec
+ * program given the alert, killed when it outlives exec_timeout_ms, and
+ * run only for an alert that was stored (not on a full disk).
  */
 
 #include <sys/stat.h>
@@ -60,6 +61,24 @@ static const char *
 s_of(json_t *o, const char *k)
 {
 	return (json_string_value(json_object_get(o, k)));
+}
+
+/* The value of the series named (with its labels) by series; -1: none. */
+static int
+metric_of(int fd, const char *series)
+{
+	json_t		*r;
+	const char	*t, *p;
+	char		 line[256];
+	int		 n = -1;
+
+	snprintf(line, sizeof(line), "\n%s ", series);
+	r = call_on(fd, "{\"id\":1,\"method\":\"metrics.prometheus\"}");
+	t = json_string_value(json_object_get(result(r), "text"));
+	if ((p = strstr(t, line)) != NULL)
+		n = atoi(p + strlen(line));
+	json_decref(r);
+	return (n);
 }
 
 static void
@@ -172,6 +191,78 @@ START_TEST(breaker_opened)
 }
 END_TEST
 
+static void
+breaker_fails(int fd, const char *name)
+{
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"breaker.record\","
+	    "\"params\":{\"name\":\"%s\",\"outcome\":\"failure\","
+	    "\"error\":{\"errno\":5}}}", name));
+}
+
+/*
+ * Dedup holds past 4096 keys (the old bound, where a new key was raised
+ * each time without being remembered): 4200 breakers open, then the last
+ * one opens twice more within dedup_ms and is raised once.
+ */
+START_TEST(dedup_past_4096_keys)
+{
+	char	name[16];
+	int	fd, i;
+
+	daemon_start(&d, "[breaker]\nfailure_threshold = 1\n", manual);
+	fd = raw_connect(d.sock);
+	for (i = 0; i < 4200; i++) {
+		snprintf(name, sizeof(name), "b%04d", i);
+		breaker_fails(fd, name);
+	}
+	ck_assert_int_eq(metric_of(fd, "ermd_alerts_total{kind="
+	    "\"breaker_open\"}"), 4200);
+	for (i = 0; i < 2; i++) {
+		advance_on(fd, 60000);
+		json_decref(call_on(fd, "{\"id\":1,\"method\":"
+		    "\"breaker.force\",\"params\":{\"name\":\"b4199\","
+		    "\"state\":\"closed\"}}"));
+		breaker_fails(fd, "b4199");
+	}
+	ck_assert_int_eq(metric_of(fd, "ermd_alerts_total{kind="
+	    "\"breaker_open\"}"), 4200);
+	ck_assert_int_eq(metric_of(fd, "ermd_alerts_suppressed_total"), 2);
+	close(fd);
+}
+END_TEST
+
+/*
+ * At its bound (2 x max_breakers + 4096 keys: 4098 here) dedup forgets
+ * the key raised longest ago and remembers the new one: of 4099
+ * escalations, the last and the second stay deduplicated, the first
+ * is raised again.
+ */
+START_TEST(dedup_forgets_the_oldest_at_its_bound)
+{
+	char	op[16];
+	int	fd, i;
+
+	daemon_start(&d, "[daemon]\nmax_breakers = 1\n", manual);
+	fd = raw_connect(d.sock);
+	for (i = 0; i < 4099; i++) {
+		snprintf(op, sizeof(op), "o%04d", i);
+		escalate_once(fd, op);
+	}
+	ck_assert_int_eq(metric_of(fd, "ermd_alerts_total{kind="
+	    "\"escalate\"}"), 4099);
+	advance_on(fd, 1000);
+	escalate_once(fd, "o4098");
+	escalate_once(fd, "o0001");
+	ck_assert_int_eq(metric_of(fd, "ermd_alerts_suppressed_total"), 2);
+	escalate_once(fd, "o0000");
+	ck_assert_int_eq(metric_of(fd, "ermd_alerts_total{kind="
+	    "\"escalate\"}"), 4100);
+	ck_assert_int_eq(metric_of(fd, "ermd_alerts_suppressed_total"), 2);
+	ck_assert(daemon_log_has(&d, "dedup holds 4098 keys, its bound", 0));
+	close(fd);
+}
+END_TEST
+
 START_TEST(error_rate_per_minute)
 {
 	json_t	*a;
@@ -253,18 +344,7 @@ file_has(const char *path, const char *needle, int wait_ms)
 static int
 sink_failures(int fd)
 {
-	json_t		*r;
-	const char	*t, *p;
-	int		 n = -1;
-
-	r = call_on(fd, "{\"id\":1,\"method\":\"metrics.prometheus\"}");
-	t = json_string_value(json_object_get(result(r), "text"));
-	if ((p = strstr(t, "ermd_alert_sink_failures_total{sink=\"any\"} "))
-	    != NULL)
-		n = atoi(p + strlen("ermd_alert_sink_failures_total{sink="
-		    "\"any\"} "));
-	json_decref(r);
-	return (n);
+	return (metric_of(fd, "ermd_alert_sink_failures_total{sink=\"any\"}"));
 }
 
 START_TEST(webhook_sink)
@@ -386,6 +466,70 @@ START_TEST(exec_sink_and_timeout)
 }
 END_TEST
 
+/*
+ * An alert goes out only once it is stored: with the state directory on a
+ * full 2 MiB tmpfs, a breaker alert whose row cannot be stored is logged
+ * and never reaches the exec sink; once space returns, the next one is
+ * stored and does.
+ */
+START_TEST(alert_not_sent_unless_stored)
+{
+	char	 script[256], out[256], conf[1024], name[16], needle[128];
+	char	 sql[200];
+	json_t	*r;
+	FILE	*fp;
+	int	 fd, i, code, failed = -1;
+
+	daemon_prepare(&d);
+	ck_assert_int_eq(mkdir(d.state, 0700), 0);
+	if (mount_small_tmpfs(d.state, "2m") == -1)
+		return;
+	snprintf(script, sizeof(script), "%s/sink.sh", d.dir);
+	snprintf(out, sizeof(out), "%s/sink.out", d.dir);
+	ck_assert_ptr_nonnull(fp = fopen(script, "w"));
+	fprintf(fp, "#!/bin/sh\necho \"key=$ERMD_ALERT_KEY\" >> \"$1\"\n");
+	fclose(fp);
+	ck_assert_int_eq(chmod(script, 0755), 0);
+	snprintf(conf, sizeof(conf), "[alerts]\nexec = %s %s\n"
+	    "[breaker]\nfailure_threshold = 1\n", script, out);
+	daemon_start_env(&d, conf, manual, NULL, -1);
+	fd = raw_connect(d.sock);
+	fill_up(d.state);
+	/* The WAL may still have room for a few alerts. */
+	for (i = 0; i < 500 && failed == -1; i++) {
+		snprintf(name, sizeof(name), "f%03d", i);
+		r = call_on(fd, "{\"id\":1,\"method\":\"breaker.record\","
+		    "\"params\":{\"name\":\"%s\",\"outcome\":\"failure\","
+		    "\"error\":{\"errno\":5}}}", name);
+		code = reply_code(r);
+		json_decref(r);
+		snprintf(needle, sizeof(needle), "alert breaker_open:%s: "
+		    "cannot store it", name);
+		if (daemon_log_has(&d, needle, code != 0 ? 2000 : 0))
+			failed = i;
+	}
+	ck_assert_msg(failed != -1, "no alert failed to store on a full disk");
+	snprintf(needle, sizeof(needle), "key=breaker_open:f%03d\n", failed);
+	ck_assert_msg(!file_has(out, needle, 1000), "an alert that was not "
+	    "stored reached the exec sink");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM alerts WHERE key = "
+	    "'breaker_open:f%03d'", failed);
+	ck_assert_int_eq(db_int(&d, sql), 0);
+
+	/* Space returns: the next alert is stored, then run. */
+	snprintf(sql, sizeof(sql), "%s/filler", d.state);
+	ck_assert_int_eq(unlink(sql), 0);
+	breaker_fails(fd, "after");
+	ck_assert_msg(file_has(out, "key=breaker_open:after\n", 5000),
+	    "the alert stored after space returned did not reach the sink");
+	ck_assert_int_eq(db_int(&d, "SELECT count(*) FROM alerts WHERE key = "
+	    "'breaker_open:after'"), 1);
+	close(fd);
+	assert_serves(&d);
+	daemon_stop_unmount(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -399,9 +543,12 @@ main(void)
 	tcase_add_test(tc, escalate_and_dedup);
 	tcase_add_test(tc, alerts_pruned_with_errors);
 	tcase_add_test(tc, breaker_opened);
+	tcase_add_test(tc, dedup_past_4096_keys);
+	tcase_add_test(tc, dedup_forgets_the_oldest_at_its_bound);
 	tcase_add_test(tc, error_rate_per_minute);
 	tcase_add_test(tc, webhook_sink);
 	tcase_add_test(tc, exec_sink_and_timeout);
+	tcase_add_test(tc, alert_not_sent_unless_stored);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
