@@ -136,10 +136,16 @@ $(B)/tests/test_%: tests/regress/test_%.c tests/regress/harness.c \
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
 
-regress: all $(REGRESS_BIN)
+regress: all $(REGRESS_BIN) $(B)/tests/failsync.so
 	@for t in $(REGRESS_BIN); do echo "== $$t"; \
-	    ERMD=$(B)/ermd ERMCTL=$(B)/ermctl PROMTOOL=$(PROMTOOL) $$t || \
-	    exit 1; done
+	    ERMD=$(B)/ermd ERMCTL=$(B)/ermctl PROMTOOL=$(PROMTOOL) \
+	    FAILSYNC_SO=$(B)/tests/failsync.so $$t || exit 1; done
+
+# fsync and fdatasync failing on demand, preloaded into the daemon by
+# test_store_fatal; plain, without the sanitizers of `make asan`.
+$(B)/tests/failsync.so: tests/regress/failsync.c
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -o $@ $<
 
 # The Python client (client/python) against a private ermd; Debian's
 # python3 (>= 3.9), standard library only.

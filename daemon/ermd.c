@@ -397,7 +397,9 @@ main(int argc, char *argv[])
 	sd_notify(0, "STOPPING=1");
 	control_close();
 	/* Copies in flight and queued writes finish, and their replies go
-	 * out, before the connections close. */
+	 * out, before the connections close. After a failed commit the
+	 * queued writes are not run: the store fails them, so they are
+	 * answered 1006 (store.h). */
 	modules_stop();
 	worker_shutdown();
 	store_close();

@@ -69,7 +69,7 @@ static struct {
 	struct job		*queue, **queue_tail;	/* under mu */
 	struct job		*done, **done_tail;	/* under mu */
 	int			 stopping;		/* under mu */
-	int			 fatal;			/* under mu */
+	int			 fatal;			/* under mu; sticky */
 	int			 durability;		/* under mu */
 	int			 applied_durability;	/* writer thread */
 	int			 pipe[2];
@@ -478,6 +478,7 @@ run_batch(struct job *batch, int durability, const struct batch_hooks *h,
 {
 	struct store_tx	 tx;
 	struct job	*j, hook;
+	size_t		 n;
 	int		 rc, err = 0, fatal = 0, isolate = 0;
 	char		 msg[160] = "";
 
@@ -544,10 +545,26 @@ again:
 fail:
 	/* ENOSPC is survivable: nothing was half-written, space may return. */
 	fatal = err != ENOSPC;
-	for (j = batch; j != NULL; j = j->next)
+	for (n = 0, j = batch; j != NULL; j = j->next, n++)
 		set_fail(&j->res, err, msg);
-	log_crit("store: batch failed: %s", msg);
+	log_crit("store: batch of %zu jobs failed: %s", n, msg);
 	return (fatal);
+}
+
+/*
+ * After a fatal failure nothing more is committed: a failed fsync may have
+ * cost the kernel's dirty pages, so the file no longer holds what SQLite
+ * believes it wrote, and a later commit would be acknowledged on top of
+ * that. The batch fails without a transaction being begun.
+ */
+static void
+refuse_batch(struct job *batch)
+{
+	struct job	*j;
+
+	for (j = batch; j != NULL; j = j->next)
+		set_fail(&j->res, EIO, "the store failed earlier; "
+		    "nothing more is committed");
 }
 
 static void *
@@ -556,7 +573,7 @@ writer_main(void *unused)
 	struct job		*batch, *j;
 	struct batch_hooks	 hooks;
 	size_t			 n;
-	int			 durability, fatal, isolated;
+	int			 durability, fatal, refused, isolated;
 	char			 c = 0;
 
 	(void)unused;
@@ -574,16 +591,20 @@ writer_main(void *unused)
 		durability = st.durability;
 		hooks.begin = st.batch_begin;
 		hooks.end = st.batch_end;
+		refused = st.fatal;
 		pthread_mutex_unlock(&st.mu);
 
-		isolated = 0;
-		fatal = run_batch(batch, durability, &hooks, &isolated);
+		isolated = fatal = 0;
+		if (refused)
+			refuse_batch(batch);
+		else
+			fatal = run_batch(batch, durability, &hooks, &isolated);
 
 		for (n = 0, j = batch; j != NULL; j = j->next)
 			n++;
 		pthread_mutex_lock(&st.mu);
 		st.stats.jobs += n;
-		st.stats.commits++;
+		st.stats.commits += (uint64_t)!refused;
 		st.stats.reruns += (uint64_t)isolated;
 		if (!batch->res.ok)
 			st.stats.failures++;

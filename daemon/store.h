@@ -13,7 +13,10 @@
  * A failed commit is never retried. For ENOSPC the batch's jobs fail with
  * that errno and the store keeps serving (reads work; writes resume when
  * space returns). For any other commit failure the jobs fail, then
- * store_fatal() turns true and the daemon exits non-zero.
+ * store_fatal() turns true and the daemon exits non-zero. From that moment
+ * nothing more is committed: after a failed fsync the file may have lost
+ * what SQLite wrote, so every job still queued, and every job submitted
+ * later, fails with EIO without a transaction being begun. Reads go on.
  *
  * Only this module includes <sqlite3.h>.
  */
@@ -69,7 +72,11 @@ void		 store_set_durability(int durability);
 void		 store_batch_hooks(void (*begin)(void),
 		    int (*end)(struct store_tx *));
 
-/* Queue a write. done may be NULL. Returns -1 when the store is closed. */
+/*
+ * Queue a write. done may be NULL. Returns -1 when the store is closed.
+ * Once store_fatal() is true the job is still queued, so that its
+ * completion runs (later, on the loop) reporting failure.
+ */
 int		 store_submit(store_job_fn fn, store_done_fn done, void *arg);
 
 /*

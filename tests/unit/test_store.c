@@ -21,17 +21,29 @@
 
 static char			 dir[64], dbpath[256];
 static volatile int		 fail_sync;	/* make every fsync fail with EIO */
+static volatile int		 fail_syncs;	/* make the next n fail */
 static int			 fatal_calls;
 
 /*
  * These definitions interpose on libc's for libsqlite3 too (the executable
  * comes first in symbol lookup), so a test can make the disk fail an fsync
- * the way a dying disk does.
+ * the way a dying disk does. fail_syncs is set before the writer is let
+ * go (under gate_mu) and then only read and lowered by the writer thread.
  */
+static int
+sync_fails(void)
+{
+	if (fail_syncs > 0) {
+		fail_syncs--;
+		return (1);
+	}
+	return (fail_sync);
+}
+
 int
 fsync(int fd)
 {
-	if (fail_sync) {
+	if (sync_fails()) {
 		errno = EIO;
 		return (-1);
 	}
@@ -41,7 +53,7 @@ fsync(int fd)
 int
 fdatasync(int fd)
 {
-	if (fail_sync) {
+	if (sync_fails()) {
 		errno = EIO;
 		return (-1);
 	}
@@ -156,16 +168,23 @@ gate_job(struct store_tx *tx, void *arg)
 	return (0);
 }
 
-/* Park the writer in a batch of its own; what is queued next is one batch. */
+/* Park the writer in fn, a batch of its own; what is queued next is one
+ * batch. */
 static void
-gate_hold(void)
+gate_hold_in(store_job_fn fn, void *arg)
 {
 	gate_open = gate_entered = 0;
-	ck_assert_int_eq(store_submit(gate_job, count_done, NULL), 0);
+	ck_assert_int_eq(store_submit(fn, count_done, arg), 0);
 	pthread_mutex_lock(&gate_mu);
 	while (!gate_entered)
 		pthread_cond_wait(&gate_cv, &gate_mu);
 	pthread_mutex_unlock(&gate_mu);
+}
+
+static void
+gate_hold(void)
+{
+	gate_hold_in(gate_job, NULL);
 }
 
 static void
@@ -480,6 +499,67 @@ START_TEST(failed_fsync_is_fatal)
 }
 END_TEST
 
+/* Wait at the gate, then insert: the batch has a row to commit. */
+static int
+gate_insert_job(struct store_tx *tx, void *arg)
+{
+	gate_job(tx, arg);
+	return (insert_job(tx, arg));
+}
+
+/*
+ * From the failed commit on nothing is committed: after a failed fsync
+ * the file may not hold what SQLite wrote. The batch queued behind the
+ * failing one and jobs submitted afterwards are still taken (their
+ * completions run) but all fail with EIO, and reopening the file shows
+ * none of their rows. Only the one fsync fails: without the rule the next
+ * batch would commit.
+ */
+START_TEST(nothing_commits_after_fatal)
+{
+	char	*cause;
+	int	 i;
+
+	fatal_calls = 0;
+	store_on_fatal(on_fatal);
+	store_submit(insert_job, count_done, (void *)(intptr_t)1);
+	run_until(1);
+	ck_assert_int_eq(done_ok, 1);
+
+	gate_hold_in(gate_insert_job, (void *)(intptr_t)2);
+	for (i = 0; i < 10; i++)	/* one batch, behind the failing one */
+		ck_assert_int_eq(store_submit(insert_job, count_done,
+		    (void *)(intptr_t)(100 + i)), 0);
+	pthread_mutex_lock(&gate_mu);
+	fail_syncs = 1;
+	pthread_mutex_unlock(&gate_mu);
+	gate_release();
+	run_until(12);
+	ck_assert_int_eq(store_fatal(), 1);
+	ck_assert_int_ge(fatal_calls, 1);
+	ck_assert_int_eq(done_ok, 1);
+	ck_assert_int_eq(done_fail, 11);
+	ck_assert_int_eq(last_err, EIO);
+
+	for (i = 0; i < 10; i++)	/* submitted after the failure */
+		ck_assert_int_eq(store_submit(insert_job, count_done,
+		    (void *)(intptr_t)(110 + i)), 0);
+	run_until(22);
+	ck_assert_int_eq(done_ok, 1);
+	ck_assert_int_eq(done_fail, 21);
+	ck_assert_int_eq(last_err, EIO);
+	ck_assert_int_eq(fail_syncs, 0);	/* the writer did sync, once */
+	ck_assert_int_eq(count_rows("k1__"), 0);	/* reads still work */
+	store_on_fatal(NULL);
+
+	/* What the file holds, as the next start sees it. */
+	store_close();
+	ck_assert_int_eq(store_open(base, dbpath, DURABILITY_FULL, &cause), 0);
+	ck_assert_int_eq(count_rows("k1"), 1);
+	ck_assert_int_eq(count_rows("k1__"), 0);
+}
+END_TEST
+
 static int
 insert_blob(struct store_tx *tx, void *arg)
 {
@@ -552,6 +632,7 @@ main(void)
 	tcase_add_test(tc, reopen_keeps_data_and_version);
 	tcase_add_test(tc, newer_schema_refused);
 	tcase_add_test(tc, failed_fsync_is_fatal);
+	tcase_add_test(tc, nothing_commits_after_fatal);
 	tcase_add_test(tc, enospc_is_survivable);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
