@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1406,6 +1407,464 @@ START_TEST(liberm_execute_with_fallback)
 }
 END_TEST
 
+/* ---- strategy plans, jitter, classification, retry_on ----------------- */
+
+/* The {primary, fallback} plan a classify or op.fail reply shows. */
+static void
+expect_plan(json_t *r, const char *primary, const char *fallback)
+{
+	json_t	*s = json_object_get(result(r), "strategy");
+
+	ck_assert_str_eq(json_string_value(json_object_get(s, "primary")),
+	    primary);
+	if (fallback == NULL)
+		ck_assert(json_is_null(json_object_get(s, "fallback")));
+	else
+		ck_assert_str_eq(json_string_value(json_object_get(s,
+		    "fallback")), fallback);
+}
+
+/* Two attempts in all: one retry, then the plan moves on. */
+#define PLAN_POLICY	"{\"max_attempts\":2,\"jitter\":\"none\"," \
+			"\"base_delay_ms\":10}"
+
+/*
+ * Start ermd with [root.data] (its path into root) and, when backends,
+ * the two dir backends of storage_conf; returns a connection.
+ */
+static int
+start_with_root(char *root, size_t len, int backends)
+{
+	char	conf[2048], sconf[1024];
+
+	daemon_prepare(&d);
+	snprintf(root, len, "%s/data", d.dir);
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	snprintf(conf, sizeof(conf), "[root.data]\npath = %s\n%s", root,
+	    backends ? storage_conf(sconf, sizeof(sconf)) : "");
+	daemon_start_env(&d, conf, manual, NULL, -1);
+	return (raw_connect(d.sock));
+}
+
+/* op.begin under PLAN_POLICY backing path up: the op's id into op. */
+static void
+begin_backed_up_op(int fd, const char *path, char *op, size_t len)
+{
+	json_t	*r, *b;
+
+	r = call_on(fd, "{\"id\":1,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"save\",\"policy\":" PLAN_POLICY ","
+	    "\"backup\":[\"%s\"]}}", path);
+	ck_assert_int_eq(json_array_size(json_object_get(result(r),
+	    "backups")), 1);
+	b = json_array_get(json_object_get(result(r), "backups"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(b, "path")), path);
+	snprintf(op, len, "%s", rstr(r, "op"));
+	json_decref(r);
+}
+
+/* An op.fail of op with a STORAGE_ERROR (EIO); a new reference. */
+static json_t *
+fail_eio(int fd, const char *op)
+{
+	json_t	*r;
+
+	r = call_on(fd, "{\"id\":2,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"EIO\"}}}", op);
+	ck_assert_str_eq(rstr(r, "category"), "STORAGE_ERROR");
+	expect_plan(r, "retry_with_backoff", "rollback");
+	return (r);
+}
+
+/* The first failure of an op under PLAN_POLICY: a retry after 10 ms. */
+static void
+first_failure_retries(int fd, const char *op)
+{
+	json_t	*r = fail_eio(fd, op);
+
+	ck_assert_str_eq(rstr(r, "decision"), "retry");
+	ck_assert_int_eq(rnum(r, "attempt"), 1);
+	ck_assert_int_eq(rnum(r, "delay_ms"), 10);
+	ck_assert_int_eq(json_array_size(json_object_get(result(r),
+	    "rolled_back")), 0);
+	json_decref(r);
+}
+
+static void
+expect_op_end(int fd, const char *op, const char *reason)
+{
+	json_t	*r = call_on(fd, "{\"id\":3,\"method\":\"op.get\","
+	    "\"params\":{\"op\":\"%s\"}}", op);
+
+	ck_assert_str_eq(rstr(r, "state"), "failed");
+	ck_assert_str_eq(rstr(r, "reason"), reason);
+	ck_assert_int_eq(rnum(r, "attempts"), 2);
+	json_decref(r);
+}
+
+/*
+ * Make every restore of path's only backup fail: its stored object goes
+ * (the restore then says the copy is missing and leaves path untouched).
+ */
+static void
+lose_backup_object(int fd, const char *path)
+{
+	char		 obj[512];
+	const char	*sha;
+	json_t		*r, *b;
+
+	r = call_on(fd, "{\"id\":4,\"method\":\"backup.list\","
+	    "\"params\":{\"path\":\"%s\"}}", path);
+	b = json_object_get(result(r), "backups");
+	ck_assert_int_eq(json_array_size(b), 1);
+	sha = json_string_value(json_object_get(json_array_get(b, 0),
+	    "sha256"));
+	ck_assert_ptr_nonnull(sha);
+	snprintf(obj, sizeof(obj), "%s/objects/%.2s/%s", d.state, sha, sha);
+	ck_assert_msg(unlink(obj) == 0, "%s: %s", obj, strerror(errno));
+	json_decref(r);
+}
+
+/*
+ * The newest oplog entry of path: a restore that worked, or one that
+ * failed with code.
+ */
+static void
+expect_last_restore(int fd, const char *path, int code)
+{
+	json_t	*r, *e;
+
+	r = call_on(fd, "{\"id\":5,\"method\":\"oplog.list\","
+	    "\"params\":{\"path\":\"%s\",\"limit\":1}}", path);
+	e = json_array_get(json_object_get(result(r), "entries"), 0);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_str_eq(json_string_value(json_object_get(e, "action")),
+	    "restore");
+	ck_assert_int_eq(json_is_true(json_object_get(e, "ok")), code == 0);
+	if (code != 0)
+		ck_assert_int_eq(json_integer_value(json_object_get(
+		    json_object_get(e, "error"), "code")), code);
+	json_decref(r);
+}
+
+/*
+ * STORAGE_ERROR's plan, in order: retry_with_backoff while the policy
+ * allows, then rollback (the op has backups), then, when the rollback
+ * cannot restore, fallback_storage on a healthy backend.
+ */
+START_TEST(ops_storage_error_plan)
+{
+	char	 root[200], a[256], b[256], op[64];
+	int	 fd;
+	json_t	*r, *rb;
+
+	fd = start_with_root(root, sizeof(root), 1);
+	snprintf(a, sizeof(a), "%s/a.txt", root);
+	snprintf(b, sizeof(b), "%s/b.txt", root);
+	write_text(a, "alpha\n");
+	write_text(b, "bravo\n");
+
+	/* Retry, then the rollback restores the backup. */
+	begin_backed_up_op(fd, a, op, sizeof(op));
+	first_failure_retries(fd, op);
+	write_text(a, "half-written");
+	r = fail_eio(fd, op);
+	ck_assert_str_eq(rstr(r, "decision"), "rollback");
+	ck_assert_int_eq(rnum(r, "attempt"), 2);
+	ck_assert_ptr_null(json_object_get(result(r), "delay_ms"));
+	ck_assert_ptr_null(json_object_get(result(r), "backend"));
+	rb = json_object_get(result(r), "rolled_back");
+	ck_assert_int_eq(json_array_size(rb), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rb,
+	    0), "path")), a);
+	ck_assert_ptr_nonnull(json_string_value(json_object_get(
+	    json_array_get(rb, 0), "backup_id")));
+	json_decref(r);
+	ck_assert_str_eq(read_text(a), "alpha\n");
+	expect_last_restore(fd, a, 0);
+	expect_op_end(fd, op, "rollback");
+
+	/* Retry, a rollback that cannot restore, then fallback_storage. */
+	begin_backed_up_op(fd, b, op, sizeof(op));
+	lose_backup_object(fd, b);
+	first_failure_retries(fd, op);
+	write_text(b, "half-written");
+	r = fail_eio(fd, op);
+	ck_assert_str_eq(rstr(r, "decision"), "fallback");
+	ck_assert_str_eq(rstr(r, "backend"), "primary");
+	ck_assert_int_eq(rnum(r, "attempt"), 2);
+	ck_assert_int_eq(json_array_size(json_object_get(result(r),
+	    "rolled_back")), 0);
+	json_decref(r);
+	ck_assert_str_eq(read_text(b), "half-written");
+	expect_last_restore(fd, b, 1008);	/* tried, and failed */
+	expect_op_end(fd, op, "fallback");
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/* The same without a storage backend: the plan ends in escalate. */
+START_TEST(ops_storage_error_plan_escalates)
+{
+	char	 root[200], c[256], op[64];
+	int	 fd;
+	json_t	*r;
+
+	fd = start_with_root(root, sizeof(root), 0);
+	snprintf(c, sizeof(c), "%s/c.txt", root);
+	write_text(c, "charlie\n");
+	begin_backed_up_op(fd, c, op, sizeof(op));
+	lose_backup_object(fd, c);
+	first_failure_retries(fd, op);
+	write_text(c, "half-written");
+	r = fail_eio(fd, op);
+	ck_assert_str_eq(rstr(r, "decision"), "escalate");
+	ck_assert_int_eq(rnum(r, "attempt"), 2);
+	ck_assert_ptr_null(json_object_get(result(r), "backend"));
+	ck_assert_int_eq(json_array_size(json_object_get(result(r),
+	    "rolled_back")), 0);
+	json_decref(r);
+	ck_assert_str_eq(read_text(c), "half-written");
+	expect_last_restore(fd, c, 1008);
+	expect_op_end(fd, op, "escalate");
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/*
+ * n op.fail retries of a new op under policy (a NETWORK_ERROR each):
+ * every delay d_i lies in [lo, min(3 d_{i-1}, hi)], d_0 = lo. Returns
+ * the op's id in op (still running).
+ */
+static void
+decorrelated_steps(int fd, const char *policy, int n, json_int_t lo,
+    json_int_t hi, char *op, size_t len)
+{
+	json_t		*r;
+	json_int_t	 prev = lo, delay, top;
+	int		 i;
+
+	r = call_on(fd, "{\"id\":1,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"poll\",\"policy\":%s}}", policy);
+	snprintf(op, len, "%s", rstr(r, "op"));
+	json_decref(r);
+	for (i = 1; i <= n; i++) {
+		r = call_on(fd, "{\"id\":2,\"method\":\"op.fail\",\"params\":"
+		    "{\"op\":\"%s\",\"error\":{\"errno\":\"ECONNREFUSED\"}}}",
+		    op);
+		ck_assert_str_eq(rstr(r, "decision"), "retry");
+		ck_assert_int_eq(rnum(r, "attempt"), i);
+		delay = rnum(r, "delay_ms");
+		top = 3 * prev < hi ? 3 * prev : hi;
+		ck_assert_msg(delay >= lo && delay <= top, "retry %d: "
+		    "delay_ms %lld outside [%lld, %lld] (previous %lld)", i,
+		    (long long)delay, (long long)lo, (long long)top,
+		    (long long)prev);
+		prev = delay;
+		json_decref(r);
+	}
+}
+
+/*
+ * Decorrelated jitter in op.fail: min(max_delay, U[b, 3 prev]) with prev
+ * the op's last delay (b at first).
+ */
+START_TEST(ops_decorrelated_jitter)
+{
+	char	 op[64];
+	int	 fd;
+	json_t	*r;
+
+	daemon_start(&d, NULL, manual);
+	fd = raw_connect(d.sock);
+	/* Nine retries of ten attempts; then exhausted, and NETWORK_ERROR's
+	 * fallback_storage has no backend here: escalate. */
+	decorrelated_steps(fd, "{\"jitter\":\"decorrelated\","
+	    "\"base_delay_ms\":100,\"max_delay_ms\":100000,"
+	    "\"max_attempts\":10}", 9, 100, 100000, op, sizeof(op));
+	r = call_on(fd, "{\"id\":3,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"ECONNREFUSED\"}}}", op);
+	ck_assert_str_eq(rstr(r, "decision"), "escalate");
+	ck_assert_int_eq(rnum(r, "attempt"), 10);
+	json_decref(r);
+	/* A max_delay_ms just above b caps every step. */
+	decorrelated_steps(fd, "{\"jitter\":\"decorrelated\","
+	    "\"base_delay_ms\":100,\"max_delay_ms\":150,"
+	    "\"max_attempts\":10}", 8, 100, 150, op, sizeof(op));
+	json_decref(call_on(fd, "{\"id\":4,\"method\":\"op.succeed\","
+	    "\"params\":{\"op\":\"%s\"}}", op));
+	/*
+	 * The last delay is the op's own, whatever strategy set it: a
+	 * SYSTEM_ERROR's plain `retry` retries at once (0 ms), so the next
+	 * decorrelated delay is drawn from U[b, max(b, 3 x 0)]: exactly b.
+	 */
+	r = call_on(fd, "{\"id\":5,\"method\":\"op.begin\",\"params\":"
+	    "{\"operation\":\"poll\",\"policy\":{\"jitter\":\"decorrelated\","
+	    "\"base_delay_ms\":100,\"max_attempts\":10}}}");
+	snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":6,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"ENOMEM\"}}}", op);
+	ck_assert_str_eq(rstr(r, "decision"), "retry");
+	ck_assert_str_eq(rstr(r, "category"), "SYSTEM_ERROR");
+	ck_assert_int_eq(rnum(r, "delay_ms"), 0);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":7,\"method\":\"op.fail\",\"params\":"
+	    "{\"op\":\"%s\",\"error\":{\"errno\":\"ECONNREFUSED\"}}}", op);
+	ck_assert_str_eq(rstr(r, "decision"), "retry");
+	ck_assert_int_eq(rnum(r, "attempt"), 2);
+	ck_assert_int_eq(rnum(r, "delay_ms"), 100);
+	json_decref(r);
+	/* retry.next's prev_delay_ms plays the same part. */
+	r = call_on(fd, "{\"id\":8,\"method\":\"retry.next\",\"params\":"
+	    "{\"policy\":{\"jitter\":\"decorrelated\",\"base_delay_ms\":100},"
+	    "\"attempt\":1,\"prev_delay_ms\":0,"
+	    "\"error\":{\"errno\":\"ECONNREFUSED\"}}}");
+	ck_assert_int_eq(rnum(r, "delay_ms"), 100);
+	json_decref(r);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/* error.classify of err (JSON text) gives category, named by matched. */
+static void
+expect_class(int fd, const char *err, const char *category,
+    const char *matched)
+{
+	json_t	*r = call_on(fd, "{\"id\":1,\"method\":\"error.classify\","
+	    "\"params\":%s}", err);
+
+	ck_assert_msg(strcmp(rstr(r, "category"), category) == 0 &&
+	    strcmp(rstr(r, "matched"), matched) == 0, "%s: got %s (%s), want "
+	    "%s (%s)", err, rstr(r, "category"), rstr(r, "matched"), category,
+	    matched);
+	json_decref(r);
+}
+
+/*
+ * error.classify through the daemon: the tables BEHAVIOUR.md section 3
+ * gives, and its precedence, one pair at a time.
+ */
+START_TEST(classify_over_the_wire)
+{
+	int	 fd;
+	json_t	*r;
+
+	daemon_start(&d, "[classify]\nrule.1 = disk => QUOTA_EXCEEDED\n",
+	    manual);
+	fd = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"error.classify\","
+	    "\"params\":{\"exception\":\"OSError\"}}");
+	ck_assert_str_eq(rstr(r, "category"), "STORAGE_ERROR");
+	ck_assert_str_eq(rstr(r, "matched"), "exception:OSError");
+	expect_plan(r, "retry_with_backoff", "rollback");
+	ck_assert(json_is_true(json_object_get(result(r), "retryable")));
+	json_decref(r);
+	r = call_on(fd, "{\"id\":2,\"method\":\"error.classify\","
+	    "\"params\":{\"exit_code\":124}}");
+	ck_assert_str_eq(rstr(r, "category"), "TIMEOUT_ERROR");
+	ck_assert_str_eq(rstr(r, "matched"), "exit_code:124");
+	expect_plan(r, "retry_with_backoff", NULL);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":3,\"method\":\"error.classify\","
+	    "\"params\":{\"signal\":9}}");
+	ck_assert_str_eq(rstr(r, "category"), "SYSTEM_ERROR");
+	ck_assert_str_eq(rstr(r, "matched"), "signal:9");
+	expect_plan(r, "retry", "escalate");
+	json_decref(r);
+	expect_class(fd, "{\"exit_code\":1}", "SYSTEM_ERROR", "default");
+
+	/* Precedence, pair by pair. */
+	expect_class(fd, "{\"category\":\"FILE_NOT_FOUND\","
+	    "\"errno\":\"ECONNRESET\"}", "FILE_NOT_FOUND", "category");
+	expect_class(fd, "{\"errno\":\"ECONNRESET\",\"http_status\":404}",
+	    "NETWORK_ERROR", "errno:ECONNRESET");
+	expect_class(fd, "{\"http_status\":429,\"exception\":"
+	    "\"TimeoutError\"}", "RATE_LIMIT_ERROR", "http_status:429");
+	expect_class(fd, "{\"exception\":\"PermissionError\",\"message\":"
+	    "\"disk full\"}", "PERMISSION_ERROR", "exception:PermissionError");
+	expect_class(fd, "{\"exception\":\"TimeoutError\",\"message\":"
+	    "\"checksum mismatch\"}", "TIMEOUT_ERROR",
+	    "exception:TimeoutError");
+	expect_class(fd, "{\"message\":\"disk full\",\"exit_code\":124}",
+	    "QUOTA_EXCEEDED", "rule.1");
+	expect_class(fd, "{\"message\":\"checksum mismatch\","
+	    "\"exit_code\":124}", "CORRUPTED_DATA", "message:checksum");
+	expect_class(fd, "{\"message\":\"disk checksum\"}", "QUOTA_EXCEEDED",
+	    "rule.1");
+	/* OSError only "without a better match" (proto/PROTOCOL.md). */
+	expect_class(fd, "{\"exception\":\"OSError\",\"message\":"
+	    "\"disk full\"}", "QUOTA_EXCEEDED", "rule.1");
+	expect_class(fd, "{\"exit_code\":124,\"signal\":9}", "TIMEOUT_ERROR",
+	    "exit_code:124");
+	/* A value no table knows does not decide. */
+	expect_class(fd, "{\"errno\":\"EINVAL\",\"http_status\":503}",
+	    "NETWORK_ERROR", "http_status:503");
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
+/* error.classify's retryable and retry.next's reason for a TIMEOUT_ERROR. */
+static void
+expect_timeout_retryable(int fd, int retryable)
+{
+	json_t	*r;
+
+	r = call_on(fd, "{\"id\":1,\"method\":\"error.classify\","
+	    "\"params\":{\"errno\":\"ETIMEDOUT\"}}");
+	ck_assert_str_eq(rstr(r, "category"), "TIMEOUT_ERROR");
+	ck_assert_int_eq(json_is_true(json_object_get(result(r),
+	    "retryable")), retryable);
+	json_decref(r);
+	r = call_on(fd, "{\"id\":2,\"method\":\"retry.next\",\"params\":"
+	    "{\"attempt\":1,\"error\":{\"errno\":\"ETIMEDOUT\"}}}");
+	ck_assert_int_eq(json_is_true(json_object_get(result(r), "retry")),
+	    retryable);
+	ck_assert_str_eq(rstr(r, "reason"), retryable ? "retryable" :
+	    "non_retryable");
+	ck_assert_int_eq(rnum(r, "delay_ms"), retryable ? 1000 : 0);
+	json_decref(r);
+}
+
+static json_int_t
+reload(int fd)
+{
+	json_t		*r = call_on(fd, "{\"id\":3,\"method\":"
+	    "\"config.reload\"}");
+	json_int_t	 g = rnum(r, "config_generation");
+
+	json_decref(r);
+	return (g);
+}
+
+/* A [retry] retry_on change by config.reload reaches both methods. */
+START_TEST(retry_on_follows_reload)
+{
+	static const char without[] = "[retry]\njitter = none\n"
+	    "retry_on = NETWORK_ERROR,STORAGE_ERROR\n";
+	static const char with[] = "[retry]\njitter = none\n"
+	    "retry_on = NETWORK_ERROR,STORAGE_ERROR,TIMEOUT_ERROR\n";
+	int		 fd;
+	json_int_t	 g;
+
+	daemon_start(&d, without, manual);
+	fd = raw_connect(d.sock);
+	expect_timeout_retryable(fd, 0);
+	daemon_write_conf(&d, with);
+	g = reload(fd);
+	expect_timeout_retryable(fd, 1);
+	daemon_write_conf(&d, without);
+	ck_assert_int_eq(reload(fd), g + 1);
+	expect_timeout_retryable(fd, 0);
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1442,6 +1901,11 @@ main(void)
 	tcase_add_test(tc, ermctl_run_backup_rollback);
 	tcase_add_test(tc, ops_fallback_storage);
 	tcase_add_test(tc, liberm_execute_with_fallback);
+	tcase_add_test(tc, ops_storage_error_plan);
+	tcase_add_test(tc, ops_storage_error_plan_escalates);
+	tcase_add_test(tc, ops_decorrelated_jitter);
+	tcase_add_test(tc, classify_over_the_wire);
+	tcase_add_test(tc, retry_on_follows_reload);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
