@@ -936,8 +936,13 @@ http_check_send(struct check *c, const char *method)
 	memset(&o, 0, sizeof(o));
 	o.resp_fd = -1;
 	o.max_response_bytes = ERROR_BODY_MAX;
+	/*
+	 * The check's own timer (check_timeout) is its deadline, so that a
+	 * slow check always fails the same way; libcurl's timeout, a second
+	 * later, only keeps a request from outliving it.
+	 */
 	left = c->b->check.timeout_ms - (int64_t)(mono_ms() - c->t0);
-	o.timeout_ms = left > 1 ? (long)left : 1;
+	o.timeout_ms = (long)(left > 1 ? left : 1) + 1000;
 	o.connect_timeout_ms = o.timeout_ms;
 	o.ca_file = c->b->ca_file;
 	o.client_cert = c->b->client_cert;

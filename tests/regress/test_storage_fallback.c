@@ -2,10 +2,12 @@
  * Fallback storage against real components: dir backends on real
  * filesystems (a full tmpfs, a read-only one), an http backend served by a
  * real nginx with WebDAV started here on a loopback port (plain and TLS),
- * failover and recovery, weighted round robin, ejection times, path
- * confinement, and kill -9 in the middle of a put.
+ * failover and recovery, check timeouts (a server that never answers, a
+ * directory whose check blocks), weighted round robin, ejection times,
+ * path confinement, and kill -9 in the middle of a put.
  */
 
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1302,6 +1305,358 @@ START_TEST(keys_and_paths_are_confined)
 }
 END_TEST
 
+/*
+ * A loopback listener that never answers: the kernel completes each
+ * handshake into the backlog and the request sits there unread.
+ */
+static int
+silent_listener(int *port)
+{
+	struct sockaddr_in	sin;
+	socklen_t		sl = sizeof(sin);
+	int			fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ne(fd, -1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(fd, 64), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	return (fd);
+}
+
+/* The value of one Prometheus sample line (name{labels}), -1 if absent. */
+static long long
+sample(const char *line)
+{
+	json_t		*r = call("{\"id\":1,\"method\":"
+	    "\"metrics.prometheus\"}");
+	const char	*t = str(result(r), "text"), *p;
+	char		 want[300];
+	long long	 v = -1;
+
+	snprintf(want, sizeof(want), "\n%s ", line);
+	if ((p = strstr(t, want)) != NULL)
+		v = strtoll(p + strlen(want), NULL, 10);
+	json_decref(r);
+	return (v);
+}
+
+/* The daemon clock (manual): ping's now. */
+static json_int_t
+daemon_now(void)
+{
+	json_t		*r = call("{\"id\":1,\"method\":\"ping\"}");
+	json_int_t	 now = json_integer_value(json_object_get(result(r),
+	    "now"));
+
+	json_decref(r);
+	return (now);
+}
+
+/*
+ * Is msg the last_error of a check that ran out of its ms? The check's
+ * own timer is its deadline (libcurl's comes a second later), so the
+ * message is always the same.
+ */
+static int
+check_timed_out(const char *msg, int ms)
+{
+	char	ours[64];
+
+	snprintf(ours, sizeof(ours), "check: timed out after %d ms", ms);
+	return (strcmp(msg, ours) == 0);
+}
+
+/*
+ * check_timeout_ms: an http backend whose server takes the connection and
+ * never answers fails each check when the timeout runs out, and
+ * unhealthy_threshold such failures (the one at start included) take it
+ * out. The manual clock holds the periodic checks still; the timeout
+ * itself is real time (storage.c says why).
+ */
+START_TEST(check_timeout_marks_unhealthy)
+{
+	static const char *const args[] = { "--manual-clock", NULL };
+	const char	*chk[] = { "storage", "check", "hang", NULL };
+	const char	*sts[] = { "storage", "status", NULL };
+	char		 url[100], buf[4096], want[1024], lasterr[256];
+	json_t		*r, *s, *b, *e;
+	json_int_t	 now;
+	int		 lfd, port, ev;
+
+	daemon_prepare(&d);
+	mkdir_in("a", 0755);
+	lfd = silent_listener(&port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/store", port);
+	start("[storage]\n"
+	    "check_interval_ms = 3600000\n"
+	    "check_timeout_ms = 300\n"
+	    "unhealthy_threshold = 3\n"
+	    "healthy_threshold = 2\n"
+	    "eject_consecutive_failures = 0\n"
+	    "[backend.hang]\n"
+	    "url = %s\n"
+	    "[backend.a]\n"
+	    "path = %s/a\n"
+	    "priority = 1\n", args, url, d.dir);
+	ev = events_conn();
+
+	/* The check at start and this one: two failures, still healthy. */
+	r = call("{\"id\":1,\"method\":\"storage.check\",\"params\":"
+	    "{\"backend\":\"hang\"}}");
+	s = result(r);
+	b = in_status(s, "hang");
+	ck_assert(json_is_true(json_object_get(b, "healthy")));
+	ck_assert_msg(check_timed_out(str(b, "last_error"), 300), "%s",
+	    str(b, "last_error"));
+	ck_assert_str_eq(str(s, "current"), "hang");
+	json_decref(r);
+	ck_assert_int_eq(sample("ermd_storage_checks_total{backend=\"hang\","
+	    "result=\"error\"}"), 2);
+
+	/* The third: unhealthy, with an event naming the timeout. */
+	r = call("{\"id\":1,\"method\":\"storage.check\",\"params\":"
+	    "{\"backend\":\"hang\"}}");
+	ck_assert(json_is_false(json_object_get(in_status(result(r), "hang"),
+	    "healthy")));
+	json_decref(r);
+	e = next_event(ev, "hang");
+	ck_assert(json_is_false(json_object_get(e, "healthy")));
+	ck_assert_str_eq(str(e, "reason"), "checks_failed");
+	ck_assert_msg(check_timed_out(str(e, "error"), 300), "%s",
+	    str(e, "error"));
+	ck_assert_ptr_null(json_object_get(e, "ejected_until"));
+	json_decref(e);
+
+	/* storage.status, member by member. */
+	now = daemon_now();
+	r = call("{\"id\":1,\"method\":\"storage.status\"}");
+	s = result(r);
+	ck_assert_str_eq(str(s, "policy"), "failover");
+	ck_assert_str_eq(str(s, "current"), "a");
+	b = in_status(s, "hang");
+	ck_assert_str_eq(str(b, "type"), "http");
+	ck_assert_str_eq(str(b, "location"), url);
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "priority")),
+	    0);
+	ck_assert_int_eq(json_integer_value(json_object_get(b, "weight")), 1);
+	ck_assert(json_is_false(json_object_get(b, "healthy")));
+	ck_assert_msg(check_timed_out(str(b, "last_error"), 300), "%s",
+	    str(b, "last_error"));
+	snprintf(lasterr, sizeof(lasterr), "%s", str(b, "last_error"));
+	ck_assert_int_eq(json_integer_value(json_object_get(b,
+	    "last_check_at")), now);
+	/* Checks have their own count; consecutive_failures drives
+	 * ejection from reports and operations. */
+	ck_assert_int_eq(json_integer_value(json_object_get(b,
+	    "consecutive_failures")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(b,
+	    "times_ejected")), 0);
+	ck_assert_ptr_null(json_object_get(b, "ejected_until"));
+	/* No check has passed: no latency to show. */
+	ck_assert_ptr_null(json_object_get(b, "latency_ms"));
+	ck_assert_uint_eq(json_object_size(b), 10);
+	json_decref(r);
+
+	ck_assert_int_eq(sample("ermd_storage_checks_total{backend=\"hang\","
+	    "result=\"error\"}"), 3);
+	ck_assert_int_eq(sample("ermd_storage_checks_total{backend=\"hang\","
+	    "result=\"ok\"}"), 0);
+	ck_assert_int_eq(sample("ermd_storage_backend_healthy{backend="
+	    "\"hang\"}"), 0);
+	r = call("{\"id\":1,\"method\":\"storage.select\"}");
+	ck_assert_str_eq(str(result(r), "backend"), "a");
+	json_decref(r);
+
+	/* ermctl: status shows the same; check exits 1 (unhealthy). */
+	ck_assert_int_eq(ermctl(&d, buf, sizeof(buf), sts), 0);
+	snprintf(want, sizeof(want), "policy=failover\n"
+	    "backends.0.name=hang\n"
+	    "backends.0.type=http\n"
+	    "backends.0.location=%s\n"
+	    "backends.0.priority=0\n"
+	    "backends.0.weight=1\n"
+	    "backends.0.healthy=false\n"
+	    "backends.0.consecutive_failures=0\n"
+	    "backends.0.last_check_at=%lld\n"
+	    "backends.0.last_error=%s\n"
+	    "backends.0.times_ejected=0\n"
+	    "backends.1.name=a\n", url, (long long)now, lasterr);
+	ck_assert_msg(strncmp(buf, want, strlen(want)) == 0,
+	    "storage status:\n%s\nwant it to start:\n%s", buf, want);
+	ck_assert_ptr_nonnull(strstr(buf, "\ncurrent=a\n"));
+	ck_assert_int_eq(ermctl(&d, buf, sizeof(buf), chk), 1);
+	ck_assert_int_eq(sample("ermd_storage_checks_total{backend=\"hang\","
+	    "result=\"error\"}"), 4);
+
+	close(ev);
+	close(lfd);
+	assert_serves(&d);
+	stop();
+}
+END_TEST
+
+/* Does the check of backend name, run now, pass? (storage.check) */
+static json_t *
+check_one(const char *name)
+{
+	json_t	*r = call("{\"id\":1,\"method\":\"storage.check\","
+	    "\"params\":{\"backend\":\"%s\"}}", name);
+	json_t	*b = json_incref(in_status(result(r), name));
+
+	json_decref(r);
+	return (b);
+}
+
+/*
+ * A dir backend whose check blocks (its probe name made a FIFO: the open
+ * for writing waits for a reader): the check fails after check_timeout_ms
+ * (set per backend here); the blocked call cannot be interrupted, so until
+ * it returns every new check of that backend fails at once, and
+ * unhealthy_threshold of them take the backend out. Once unblocked, it
+ * comes back after healthy_threshold passing checks.
+ */
+START_TEST(blocked_dir_check_times_out)
+{
+	static const char *const args[] = { "--manual-clock", NULL };
+	char		 dir[200], fifo[400], probe[256], tok[256];
+	char		 evbuf[4096];
+	struct inotify_event *ie;
+	struct pollfd	 pfd;
+	json_t		*b, *e, *r;
+	ssize_t		 n, off;
+	long long	 ok0;
+	int		 ino, ev, rfd, i;
+
+	daemon_prepare(&d);
+	mkdir_in("slow", 0755);
+	mkdir_in("a", 0755);
+	path(dir, sizeof(dir), "slow");
+	start("[storage]\n"
+	    "check_interval_ms = 3600000\n"
+	    "unhealthy_threshold = 3\n"
+	    "healthy_threshold = 2\n"
+	    "eject_consecutive_failures = 0\n"
+	    "[backend.slow]\n"
+	    "path = %s\n"
+	    "check_timeout_ms = 300\n"
+	    "[backend.a]\n"
+	    "path = %s/a\n"
+	    "priority = 1\n", args, dir, d.dir);
+	ev = events_conn();
+
+	/* A passing check shows the probe's name. */
+	ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	ck_assert_int_ne(ino, -1);
+	ck_assert_int_ne(inotify_add_watch(ino, dir, IN_CREATE), -1);
+	b = check_one("slow");
+	ck_assert(json_is_true(json_object_get(b, "healthy")));
+	ck_assert_ptr_null(json_object_get(b, "last_error"));
+	json_decref(b);
+	probe[0] = '\0';
+	n = read(ino, evbuf, sizeof(evbuf));
+	for (off = 0; off < n; off += (ssize_t)(sizeof(*ie) + ie->len)) {
+		ie = (struct inotify_event *)(void *)(evbuf + off);
+		if (ie->len > 0 && strncmp(ie->name, ".ermd-probe-", 12) == 0)
+			snprintf(probe, sizeof(probe), "%s", ie->name);
+	}
+	close(ino);
+	ck_assert_msg(probe[0] != '\0', "no probe seen in %s", dir);
+	ck_assert_int_eq(count_entries(dir, ""), 0);
+	snprintf(fifo, sizeof(fifo), "%s/%s", dir, probe);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ok0 = sample("ermd_storage_checks_total{backend=\"slow\","
+	    "result=\"ok\"}");
+	ck_assert_int_eq(ok0, 2);
+
+	/* 1: blocked, fails at its timeout; 2, 3: fail at once. */
+	b = check_one("slow");
+	ck_assert(json_is_true(json_object_get(b, "healthy")));
+	ck_assert_str_eq(str(b, "last_error"), "check: timed out after 300 ms");
+	json_decref(b);
+	b = check_one("slow");
+	ck_assert(json_is_true(json_object_get(b, "healthy")));
+	ck_assert_str_eq(str(b, "last_error"),
+	    "check: the previous check is still blocked");
+	json_decref(b);
+	b = check_one("slow");
+	ck_assert(json_is_false(json_object_get(b, "healthy")));
+	ck_assert_str_eq(str(b, "last_error"),
+	    "check: the previous check is still blocked");
+	ck_assert_int_eq(json_integer_value(json_object_get(b,
+	    "consecutive_failures")), 0);
+	ck_assert_ptr_null(json_object_get(b, "ejected_until"));
+	ck_assert(json_is_integer(json_object_get(b, "latency_ms")));
+	json_decref(b);
+	e = next_event(ev, "slow");
+	ck_assert(json_is_false(json_object_get(e, "healthy")));
+	ck_assert_str_eq(str(e, "reason"), "checks_failed");
+	ck_assert_str_eq(str(e, "error"),
+	    "check: the previous check is still blocked");
+	json_decref(e);
+	ck_assert_int_eq(sample("ermd_storage_checks_total{backend=\"slow\","
+	    "result=\"error\"}"), 3);
+	ck_assert_int_eq(sample("ermd_storage_backend_healthy{backend="
+	    "\"slow\"}"), 0);
+	r = call("{\"id\":1,\"method\":\"storage.status\"}");
+	ck_assert_str_eq(str(result(r), "current"), "a");
+	json_decref(r);
+	/* a is not held up by slow's blocked check. */
+	b = check_one("a");
+	ck_assert(json_is_true(json_object_get(b, "healthy")));
+	ck_assert_ptr_null(json_object_get(b, "last_error"));
+	json_decref(b);
+
+	/* Unblock: read the probe, see the writer close it, remove it. */
+	rfd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ck_assert_int_ne(rfd, -1);
+	pfd.fd = rfd;
+	pfd.events = POLLIN;
+	tok[0] = '\0';
+	for (off = 0;;) {
+		pfd.revents = 0;
+		ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+		n = read(rfd, tok + off, sizeof(tok) - 1 - (size_t)off);
+		if (n == -1 && errno == EAGAIN)
+			continue;
+		ck_assert_int_ne(n, -1);
+		if (n == 0 && off > 0)
+			break;		/* the worker closed it */
+		off += n;
+		tok[off] = '\0';
+	}
+	close(rfd);
+	ck_assert_msg(strncmp(tok, "ermd probe slow ", 16) == 0, "%s", tok);
+	ck_assert_int_eq(unlink(fifo), 0);
+	/*
+	 * The worker's end reaches the loop a moment after it closed the
+	 * FIFO; until then a check still fails at once. Then checks pass:
+	 * one is not enough, two are.
+	 */
+	for (i = 0; i < 200; i++) {
+		b = check_one("slow");
+		json_decref(b);
+		if (sample("ermd_storage_checks_total{backend=\"slow\","
+		    "result=\"ok\"}") == ok0 + 1)
+			break;
+	}
+	ck_assert_int_lt(i, 200);
+	b = check_one("slow");
+	ck_assert(json_is_true(json_object_get(b, "healthy")));
+	json_decref(b);
+	expect_event(ev, "slow", 1, "checks_passed");
+	ck_assert_int_eq(count_entries(dir, ""), 0);
+
+	close(ev);
+	assert_serves(&d);
+	stop();
+}
+END_TEST
+
 /* Config checking, and reloads that add, keep and drop backends. */
 START_TEST(config_check_and_reload)
 {
@@ -1396,6 +1751,8 @@ main(void)
 	tcase_add_test(tc, kill9_during_put_leaves_nothing_half);
 	tcase_add_test(tc, keys_and_paths_are_confined);
 	tcase_add_test(tc, config_check_and_reload);
+	tcase_add_test(tc, check_timeout_marks_unhealthy);
+	tcase_add_test(tc, blocked_dir_check_times_out);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -2,7 +2,7 @@
  * Workflows over the socket: sequential and parallel runs, failure and
  * compensation in both orders, failing compensations, retries and
  * breakers, timeouts that kill a whole process group, argv that no shell
- * sees, client steps (and a client that goes away), crash-resume under
+ * sees, programs' cleared environment and 1 MiB output cap, client steps (and a client that goes away), crash-resume under
  * kill -9 at random moments, and retention of finished workflows (with
  * the counts by state kept equal to the table).
  */
@@ -40,8 +40,10 @@ stop(void)
 		ck_assert_int_eq(daemon_stop(&d), 0);
 }
 
+/* Start with extra config and extra environment for ermd (may be NULL). */
 static void
-start_conf(const char *const *args, const char *extra)
+start_conf_env(const char *const *args, const char *extra,
+    const char *const *env)
 {
 	char	conf[1024];
 
@@ -52,7 +54,13 @@ start_conf(const char *const *args, const char *extra)
 	ck_assert_int_eq(mkdir(root, 0755), 0);
 	snprintf(conf, sizeof(conf), "%s\n[root.t]\npath = %s\n", extra,
 	    root);
-	daemon_start_env(&d, conf, args, NULL, -1);
+	daemon_start_env(&d, conf, args, env, -1);
+}
+
+static void
+start_conf(const char *const *args, const char *extra)
+{
+	start_conf_env(args, extra, NULL);
 }
 
 static void
@@ -535,6 +543,216 @@ START_TEST(argv_is_literal)
 	ck_assert_int_eq(access("pwned2", F_OK), -1);
 	ck_assert_int_eq(chdir("/"), 0);
 	json_decref(w);
+	close(fd);
+}
+END_TEST
+
+/* A step's output text (borrowed). */
+static const char *
+out_text(const json_t *w, const char *name)
+{
+	const json_t	*t;
+
+	t = json_object_get(json_object_get(step_of(w, name), "output"),
+	    "text");
+
+	ck_assert_msg(json_is_string(t), "step %s has no output text", name);
+	return (json_string_value(t));
+}
+
+static int
+cmp_line(const void *a, const void *b)
+{
+	return (strcmp(*(char *const *)a, *(char *const *)b));
+}
+
+/* The lines of text sorted, each ending in a newline (static). */
+static const char *
+sorted_lines(const char *text)
+{
+	static char	 out[4096];
+	char		 copy[4096], *lines[64], *l, *save = NULL;
+	size_t		 n = 0, i, off = 0;
+
+	snprintf(copy, sizeof(copy), "%s", text);
+	for (l = strtok_r(copy, "\n", &save); l != NULL && n < 64;
+	    l = strtok_r(NULL, "\n", &save))
+		lines[n++] = l;
+	qsort(lines, n, sizeof(lines[0]), cmp_line);
+	out[0] = '\0';
+	for (i = 0; i < n; i++)
+		off += (size_t)snprintf(out + off, sizeof(out) - off, "%s\n",
+		    lines[i]);
+	return (out);
+}
+
+/* Does ermd's own environment hold entry ("NAME=value")? */
+static int
+daemon_env_has(const char *entry)
+{
+	char	 path[64], buf[65536];
+	size_t	 n, i;
+	FILE	*f;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)d.pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return (0);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (i = 0; i < n; i += strlen(buf + i) + 1)
+		if (strcmp(buf + i, entry) == 0)
+			return (1);
+	return (0);
+}
+
+/*
+ * Programs get an empty environment plus the step's env, and nothing of
+ * the daemon's: /usr/bin/env prints exactly what the step gave. argv[0]
+ * without a '/' is looked for in env.PATH, else in the fixed default.
+ */
+START_TEST(exec_environment_is_cleared)
+{
+	static const char *const env[] = { "ERMD_TEST_SECRET=hunter2",
+	    "ERMD_TEST_OTHER=leak", NULL };
+	json_t		*w, *err;
+	const json_t	*o;
+	int		 fd;
+
+	start_conf_env(NULL, "", env);
+	/* The premise: the daemon itself has them (and PATH, HOME...). */
+	ck_assert(daemon_env_has("ERMD_TEST_SECRET=hunter2"));
+	ck_assert(daemon_env_has("ERMD_TEST_OTHER=leak"));
+	fd = raw_connect(d.sock);
+	w = wait_wf(fd, create(fd, "{\"name\":\"env\",\"steps\":["
+	    "{\"name\":\"bare\",\"action\":{\"type\":\"exec\",\"argv\":"
+	    "[\"/usr/bin/env\"]}},"
+	    "{\"name\":\"given\",\"action\":{\"type\":\"exec\",\"argv\":"
+	    "[\"/usr/bin/env\"],\"env\":{\"B\":\"two words\",\"A\":\"1\","
+	    "\"EMPTY\":\"\",\"PATH\":\"/nowhere\"}}},"
+	    "{\"name\":\"search\",\"action\":{\"type\":\"exec\",\"argv\":"
+	    "[\"env\"],\"env\":{\"ONLY\":\"this\"}}}]}"));
+	ck_assert_str_eq(wf_state(w), "succeeded");
+	/* Nothing at all: no PATH, no HOME, nothing of the daemon's. */
+	ck_assert_str_eq(out_text(w, "bare"), "");
+	o = json_object_get(step_of(w, "bare"), "output");
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "exit_code")),
+	    0);
+	ck_assert(json_is_false(json_object_get(o, "truncated")));
+	ck_assert_str_eq(sorted_lines(out_text(w, "given")),
+	    "A=1\nB=two words\nEMPTY=\nPATH=/nowhere\n");
+	/* "env" found in the default path; the env holds no PATH for it. */
+	ck_assert_str_eq(out_text(w, "search"), "ONLY=this\n");
+	json_decref(w);
+
+	/* env.PATH is where a bare name is looked for, and only there. */
+	w = wait_wf(fd, create(fd, "{\"name\":\"nopath\","
+	    "\"rollback_on_failure\":false,\"steps\":[{\"name\":\"e\","
+	    "\"action\":{\"type\":\"exec\",\"argv\":[\"env\"],\"env\":"
+	    "{\"PATH\":\"/nowhere\"}}}]}"));
+	ck_assert_str_eq(wf_state(w), "failed");
+	ck_assert_str_eq(step_state(w, "e"), "failed");
+	err = json_object_get(step_of(w, "e"), "error");
+	ck_assert_int_eq(json_integer_value(json_object_get(err, "exit_code")),
+	    127);
+	ck_assert_str_eq(json_string_value(json_object_get(err, "message")),
+	    "the program could not be run");
+	ck_assert_str_eq(out_text(w, "e"), "");
+	json_decref(w);
+	assert_serves(&d);
+	close(fd);
+}
+END_TEST
+
+/* Is text n bytes of c? */
+static int
+all_of(const char *text, int c, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (text[i] != c)
+			return (0);
+	return (text[n] == '\0');
+}
+
+/*
+ * Output is capped at 1 MiB of stdout and stderr together: the first MiB
+ * is kept and marked truncated, the rest is read and dropped, so a program
+ * that writes 3 MiB is not blocked and finishes; exit 0 still succeeds.
+ */
+START_TEST(exec_output_capped_at_1_mib)
+{
+	char		 p[8192], m[64];
+	json_t		*w;
+	const json_t	*o;
+	int		 fd;
+
+	start(NULL);
+	fd = raw_connect(d.sock);
+	snprintf(p, sizeof(p), "{\"name\":\"cap\",\"steps\":["
+	    /* exactly the cap: kept whole, not truncated */
+	    "{\"name\":\"exact\",\"action\":{\"type\":\"exec\",\"argv\":"
+	    "[\"/bin/sh\",\"-c\",\"head -c 1048576 /dev/zero | "
+	    "tr '\\\\000' a\"]}},"
+	    /* 1 MiB of a, then 2 MiB of b: the first MiB is kept */
+	    "{\"name\":\"over\",\"action\":{\"type\":\"exec\",\"argv\":"
+	    "[\"/bin/sh\",\"-c\",\"head -c 1048576 /dev/zero | "
+	    "tr '\\\\000' a; head -c 2097152 /dev/zero | tr '\\\\000' b; "
+	    "echo end > %s/over-done\"]}},"
+	    /* stderr counts toward the same cap */
+	    "{\"name\":\"both\",\"action\":{\"type\":\"exec\",\"argv\":"
+	    "[\"/bin/sh\",\"-c\",\"head -c 1048575 /dev/zero | "
+	    "tr '\\\\000' a; printf bc >&2\"]}}]}", root);
+	w = wait_wf(fd, create(fd, p));
+	ck_assert_str_eq(wf_state(w), "succeeded");
+
+	o = json_object_get(step_of(w, "exact"), "output");
+	ck_assert_str_eq(step_state(w, "exact"), "succeeded");
+	ck_assert_uint_eq(strlen(out_text(w, "exact")), 1048576);
+	ck_assert(all_of(out_text(w, "exact"), 'a', 1048576));
+	ck_assert(json_is_false(json_object_get(o, "truncated")));
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "exit_code")),
+	    0);
+
+	o = json_object_get(step_of(w, "over"), "output");
+	ck_assert_str_eq(step_state(w, "over"), "succeeded");
+	ck_assert_ptr_null(json_object_get(step_of(w, "over"), "error"));
+	ck_assert_int_eq(json_integer_value(json_object_get(step_of(w,
+	    "over"), "attempts")), 1);
+	ck_assert_uint_eq(strlen(out_text(w, "over")), 1048576);
+	ck_assert(all_of(out_text(w, "over"), 'a', 1048576));
+	ck_assert(json_is_true(json_object_get(o, "truncated")));
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "exit_code")),
+	    0);
+	ck_assert_uint_eq(json_object_size(o), 3);
+	/* It ran to its end after the cap. */
+	slurp("over-done", m, sizeof(m));
+	ck_assert_str_eq(m, "end\n");
+
+	o = json_object_get(step_of(w, "both"), "output");
+	ck_assert_uint_eq(strlen(out_text(w, "both")), 1048576);
+	ck_assert_uint_eq(strspn(out_text(w, "both"), "a"), 1048575);
+	ck_assert_int_eq(out_text(w, "both")[1048575], 'b');
+	ck_assert(json_is_true(json_object_get(o, "truncated")));
+	json_decref(w);
+
+	/* The same from the database, as workflow.get reads it. */
+	{
+		json_t	*r = call_on(fd, "{\"id\":1,\"method\":"
+		    "\"workflow.list\",\"params\":{}}");
+		json_t	*g = get_wf(fd, json_string_value(json_object_get(
+		    json_array_get(json_object_get(result(r), "workflows"), 0),
+		    "id")));
+
+		ck_assert_uint_eq(strlen(out_text(result(g), "over")),
+		    1048576);
+		ck_assert(json_is_true(json_object_get(json_object_get(
+		    step_of(result(g), "over"), "output"), "truncated")));
+		json_decref(g);
+		json_decref(r);
+	}
+	assert_serves(&d);
 	close(fd);
 }
 END_TEST
@@ -1335,6 +1553,8 @@ main(void)
 	tcase_add_test(tc, breaker_guards_a_step);
 	tcase_add_test(tc, timeout_kills_the_process_group);
 	tcase_add_test(tc, argv_is_literal);
+	tcase_add_test(tc, exec_environment_is_cleared);
+	tcase_add_test(tc, exec_output_capped_at_1_mib);
 	tcase_add_test(tc, file_actions);
 	tcase_add_test(tc, backup_and_restore_actions);
 	tcase_add_test(tc, exec_only_for_allowed_peers);
