@@ -1523,7 +1523,7 @@ check_one(const char *name)
 START_TEST(blocked_dir_check_times_out)
 {
 	static const char *const args[] = { "--manual-clock", NULL };
-	char		 dir[200], fifo[400], probe[256], tok[256];
+	char		 dir[200], fifo[512], probe[256], tok[256];
 	char		 evbuf[4096];
 	struct inotify_event *ie;
 	struct pollfd	 pfd;
