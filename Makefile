@@ -40,7 +40,7 @@ EXAMPLES    = $(patsubst docs/examples/%.c,$(B)/examples/%,$(wildcard docs/examp
 all: $(B)/ermd $(B)/ermctl $(B)/liberm.so.1 $(B)/liberm.a $(B)/liberm.pc \
     $(EXAMPLES)
 
-.PHONY: all deps run check check-all unit regress fuzz asan bench clean format \
+.PHONY: all deps run check check-all unit regress fuzz asan bench clean \
 	systemd-check supabase-selftest promtool install uninstall man-lint \
 	install-check python-test
 
@@ -316,9 +316,6 @@ asan:
 
 bench: all
 	@$(MAKE) --no-print-directory -f bench/bench.mk B=$(B)
-
-format:
-	clang-format -i $(wildcard proto/*.[ch] daemon/*.[ch] client/*.[ch])
 
 clean:
 	rm -rf build build-asan

@@ -15,6 +15,6 @@ if [ "$(id -u)" -eq 0 ]; then
 	    { echo "apt-get install failed:$missing" >&2; exit 1; }
 else
 	echo "missing packages:$missing" >&2
-	echo "run: sudo apt-get install -y$missing" >&2
+	echo "run as root: apt-get update && apt-get install -y$missing" >&2
 	exit 1
 fi

@@ -53,7 +53,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	    "disable a breaker: permit all, record nothing",
 	    cmd_breaker_disable },
 	{ "classify", NULL, "[--errno E] [--http N] [--exception T] "
-	    "[--message M]",
+	    "[--message M] [--exit-code N] [--signal N] [--category C]",
 	    "show the category and strategy the daemon gives an error",
 	    cmd_classify },
 	{ "errors", NULL, "[--since D] [--category C] [--op O] "

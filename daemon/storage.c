@@ -329,6 +329,9 @@ check_location(const char *key, const char *value, char *err, size_t errsz)
 	if (strcmp(key, "path") == 0 || strcmp(key, "ca_file") == 0 ||
 	    strcmp(key, "client_cert") == 0 ||
 	    strcmp(key, "client_key") == 0) {
+		/* Empty is unset (the default), except for a dir's path. */
+		if (value[0] == '\0' && strcmp(key, "path") != 0)
+			return (0);
 		if (value[0] != '/' || strlen(value) > PATH_MAX - 300) {
 			snprintf(err, errsz, "%s: must be an absolute path "
 			    "(at most %d bytes)", key, PATH_MAX - 300);
@@ -2192,12 +2195,13 @@ settings_defaults(struct settings *s)
 	s->max_inflight = 64;
 }
 
+/* *dst becomes a copy of v; an empty v leaves it unset (NULL). */
 static int
 replace_str(char **dst, const char *v)
 {
-	char	*s = strdup(v);
+	char	*s = NULL;
 
-	if (s == NULL)
+	if (v[0] != '\0' && (s = strdup(v)) == NULL)
 		return (-1);
 	free(*dst);
 	*dst = s;
