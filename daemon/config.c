@@ -477,6 +477,18 @@ parse_file(struct config *cfg, const char *path)
 		add_error(&p, 0, "out of memory");
 }
 
+int
+config_first_of_section(const struct config *cfg, size_t i)
+{
+	size_t	j;
+
+	for (j = 0; j < i; j++)
+		if (strcmp(cfg->entries[j].section,
+		    cfg->entries[i].section) == 0)
+			return (0);
+	return (1);
+}
+
 void
 config_add_error(struct config *cfg, const char *file, int line,
     const char *fmt, ...)

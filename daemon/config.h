@@ -79,6 +79,11 @@ struct config_kind {
  */
 void		 config_register_validator(void (*fn)(struct config *));
 
+/*
+ * Is entry i the first of its section (whose keys may be spread over the
+ * main file and drop-ins)? For a validator that checks each section once.
+ */
+int		 config_first_of_section(const struct config *, size_t i);
 /* Record a problem found by a validate hook ("file:line: message"). */
 void		 config_add_error(struct config *, const char *file, int line,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -196,14 +196,9 @@ root_validate(struct config *cfg)
 
 	for (i = 0; i < cfg->nentries; i++) {
 		first = &cfg->entries[i];
-		if (strncmp(first->section, "root.", 5) != 0)
+		if (strncmp(first->section, "root.", 5) != 0 ||
+		    !config_first_of_section(cfg, i))
 			continue;
-		for (j = 0; j < i; j++)
-			if (strcmp(cfg->entries[j].section,
-			    first->section) == 0)
-				break;
-		if (j < i)
-			continue;		/* seen already */
 		has_path = 0;
 		for (j = i; j < cfg->nentries && !has_path; j++)
 			has_path = strcmp(cfg->entries[j].section,

@@ -406,14 +406,9 @@ validate(struct config *cfg)
 
 	for (i = 0; i < cfg->nentries; i++) {
 		first = &cfg->entries[i];
-		if (strncmp(first->section, "backend.", 8) != 0)
+		if (strncmp(first->section, "backend.", 8) != 0 ||
+		    !config_first_of_section(cfg, i))
 			continue;
-		for (j = 0; j < i; j++)
-			if (strcmp(cfg->entries[j].section,
-			    first->section) == 0)
-				break;
-		if (j < i)
-			continue;		/* seen already */
 		path = url = type = NULL;
 		for (j = i; j < cfg->nentries; j++) {
 			e = &cfg->entries[j];
