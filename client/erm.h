@@ -414,6 +414,7 @@ enum erm_status	 erm_workflow_submit(struct erm_client *,
  * ERM_OK whatever the final state: see erm_workflow_state(*final). The
  * handle subscribes to the workflow events; use it for nothing else
  * meanwhile. Closing the handle during the run fails its client steps.
+ * ERM_EINVAL when the params say "run": false (it would never end).
  */
 enum erm_status	 erm_workflow_execute(struct erm_client *,
 		    struct erm_workflow *, erm_progress_fn progress, void *arg,

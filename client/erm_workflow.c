@@ -314,6 +314,9 @@ erm_workflow_execute(struct erm_client *c, struct erm_workflow *wf,
 	if (c == NULL || wf == NULL || final == NULL)
 		return (ERM_EINVAL);
 	*final = NULL;
+	/* A workflow created with "run": false would never end. */
+	if (json_is_false(json_object_get(wf->params, "run")))
+		return (ERM_EINVAL);
 	/* Subscribed first, so no transition goes by unseen. */
 	if ((st = subscribe(c)) != ERM_OK ||
 	    (st = erm_workflow_submit(c, wf, id, sizeof(id))) != ERM_OK)

@@ -116,6 +116,14 @@ int		 ctl_parse_count(struct ctl *, const char *opt, const char *s,
 int		 ctl_parse_duration(struct ctl *, const char *opt,
 		    const char *s, int64_t bare_ms, int64_t min_ms,
 		    int64_t *out);
+/*
+ * The absolute form of a path given on the command line (the daemon takes
+ * absolute paths only): relative to the current directory, without "."
+ * components, repeated or trailing slashes. Nothing else is resolved (no
+ * symlink, no ".."): the daemon decides what may be reached. Returns a
+ * malloc'ed string, or NULL after a message.
+ */
+char		*ctl_absolute(const char *);
 
 /* ermctl_print.c */
 void		 print_result(const struct ctl *, json_t *);

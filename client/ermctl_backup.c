@@ -27,46 +27,6 @@ now_ms(void)
 	return ((double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6);
 }
 
-/*
- * The absolute form of a path given on the command line: relative to the
- * current directory, without "." components, repeated or trailing slashes.
- * Nothing else is resolved (no symlink, no ".."): the daemon decides what
- * may be reached. Returns a malloc'ed string, or NULL with a message.
- */
-static char *
-absolute(const char *arg)
-{
-	char	 cwd[PATH_MAX], *joined, *out, *p, *seg, *save;
-	size_t	 len;
-
-	if (arg[0] == '/')
-		joined = strdup(arg);
-	else {
-		if (getcwd(cwd, sizeof(cwd)) == NULL) {
-			ctl_warnx("getcwd: %s", strerror(errno));
-			return (NULL);
-		}
-		if (asprintf(&joined, "%s/%s", cwd, arg) == -1)
-			joined = NULL;
-	}
-	if (joined == NULL || (out = malloc(strlen(joined) + 2)) == NULL) {
-		free(joined);
-		ctl_warnx("out of memory");
-		return (NULL);
-	}
-	out[0] = '\0';
-	len = 0;
-	for (p = joined; (seg = strtok_r(p, "/", &save)) != NULL; p = NULL) {
-		if (strcmp(seg, ".") == 0)
-			continue;
-		len += (size_t)sprintf(out + len, "/%s", seg);
-	}
-	if (len == 0)
-		strcpy(out, "/");
-	free(joined);
-	return (out);
-}
-
 static const char *
 human_size(double bytes, char *buf, size_t sz)
 {
@@ -178,7 +138,7 @@ cmd_backup_create(struct ctl *ctx, int argc, char **argv)
 	if (optind != argc - 1)
 		return (ctl_usage_error(ctx, optind == argc ? "which file?" :
 		    "one file at a time"));
-	if ((path = absolute(argv[optind])) == NULL)
+	if ((path = ctl_absolute(argv[optind])) == NULL)
 		return (CTL_EXIT_FAILED);
 	params = json_pack("{s:s, s:s*}", "path", path, "tag", tag);
 	if (params == NULL) {
@@ -218,7 +178,7 @@ cmd_backup_list(struct ctl *ctx, int argc, char **argv)
 		switch (ch) {
 		case 'p':
 			free(path);
-			if ((path = absolute(optarg)) == NULL)
+			if ((path = ctl_absolute(optarg)) == NULL)
 				return (CTL_EXIT_FAILED);
 			break;
 		case 't':
@@ -351,7 +311,7 @@ cmd_backup_restore(struct ctl *ctx, int argc, char **argv)
 	arg = argv[optind];
 	if (is_id(arg))
 		id = arg;
-	else if ((path = absolute(arg)) == NULL)
+	else if ((path = ctl_absolute(arg)) == NULL)
 		return (CTL_EXIT_FAILED);
 	if (!yes && !isatty(STDIN_FILENO)) {
 		free(path);
@@ -443,7 +403,7 @@ cmd_backup_prune(struct ctl *ctx, int argc, char **argv)
 			break;
 		case 'p':
 			free(path);
-			if ((path = absolute(optarg)) == NULL)
+			if ((path = ctl_absolute(optarg)) == NULL)
 				return (CTL_EXIT_FAILED);
 			break;
 		default:
@@ -489,7 +449,7 @@ cmd_oplog(struct ctl *ctx, int argc, char **argv)
 		switch (ch) {
 		case 'p':
 			free(path);
-			if ((path = absolute(optarg)) == NULL)
+			if ((path = ctl_absolute(optarg)) == NULL)
 				return (CTL_EXIT_FAILED);
 			break;
 		case 'n':

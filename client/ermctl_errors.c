@@ -22,18 +22,36 @@ follow_signal(int sig)
 	follow_stop = 1;
 }
 
-/* The daemon's clock (it moves with debug.advance), or -1. */
-static int64_t
-daemon_now(struct ctl *ctx)
+/*
+ * The daemon's clock (it moves with debug.advance) in *now. Returns the
+ * status of the ping, for ctl_fail to tell "not running" from the rest.
+ */
+static enum erm_status
+daemon_now(struct ctl *ctx, int64_t *now)
 {
 	json_t		*result = NULL;
-	int64_t		 now;
+	enum erm_status	 st;
 
-	if (ctl_call(ctx, "ping", NULL, &result) != ERM_OK)
-		return (-1);
-	now = json_integer_value(json_object_get(result, "now"));
+	if ((st = ctl_call(ctx, "ping", NULL, &result)) != ERM_OK)
+		return (st);
+	*now = json_integer_value(json_object_get(result, "now"));
 	json_decref(result);
-	return (now);
+	return (ERM_OK);
+}
+
+/*
+ * Whether event ev passes the filter of error.list's params for key: no
+ * filter, or a member key equal to it (error.list compares exactly).
+ */
+static int
+event_matches(json_t *ev, json_t *params, const char *key)
+{
+	const char	*want, *have;
+
+	if ((want = json_string_value(json_object_get(params, key))) == NULL)
+		return (1);
+	have = json_string_value(json_object_get(ev, key));
+	return (have != NULL && strcmp(want, have) == 0);
 }
 
 static int
@@ -41,28 +59,23 @@ follow(struct ctl *ctx, json_t *params)
 {
 	struct sigaction	 sa;
 	enum erm_status		 st;
-	json_t			*ev, *v;
-	const char		*cat = NULL, *op = NULL;
+	json_t			*ev;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = follow_signal;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	if ((v = json_object_get(params, "category")) != NULL)
-		cat = json_string_value(v);
-	if ((v = json_object_get(params, "operation")) != NULL)
-		op = json_string_value(v);
 	while (!follow_stop) {
 		st = erm_next_event(ctx->client, 250, &ev);
 		if (st == ERM_ETIMEDOUT)
 			continue;
 		if (st != ERM_OK)
 			return (ctl_fail(ctx, "events", st));
-		if ((cat == NULL || strcmp(cat, json_string_value(
-		    json_object_get(ev, "category"))) == 0) &&
-		    (op == NULL || strcmp(op, json_string_value(
-		    json_object_get(ev, "operation"))) == 0)) {
+		/* The same filters as the listing before it. */
+		if (event_matches(ev, params, "category") &&
+		    event_matches(ev, params, "operation") &&
+		    event_matches(ev, params, "severity")) {
 			print_event(ctx, ev);
 			fflush(stdout);
 		}
@@ -136,9 +149,9 @@ cmd_errors(struct ctl *ctx, int argc, char **argv)
 		goto usage;
 	}
 	if (since >= 0) {
-		if ((now = daemon_now(ctx)) == -1) {
+		if ((st = daemon_now(ctx, &now)) != ERM_OK) {
 			json_decref(params);
-			return (ctl_fail(ctx, "ping", ERM_EREPLY));
+			return (ctl_fail(ctx, "ping", st));
 		}
 		json_object_set_new(params, "since",
 		    json_integer(now > since ? now - since : 0));

@@ -1,12 +1,16 @@
 /*
- * Option values: counts and durations, for every ermctl command. Apart so
- * that tests which build a command file alone can have the real parsers.
+ * Option values: counts, durations and paths, for every ermctl command.
+ * Apart so that tests which build a command file alone can have the real
+ * parsers.
  */
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ermctl.h"
 
@@ -63,4 +67,39 @@ bad:
 	    "milliseconds" : bare_ms == 1000 ? "seconds" : "scaled",
 	    min_ms > 0 ? ", more than zero" : "", s);
 	return (-1);
+}
+
+/* Shared by every command that sends a path (backup, run --backup). */
+char *
+ctl_absolute(const char *arg)
+{
+	char	 cwd[PATH_MAX], *joined, *out, *p, *seg, *save;
+	size_t	 len;
+
+	if (arg[0] == '/')
+		joined = strdup(arg);
+	else {
+		if (getcwd(cwd, sizeof(cwd)) == NULL) {
+			ctl_warnx("getcwd: %s", strerror(errno));
+			return (NULL);
+		}
+		if (asprintf(&joined, "%s/%s", cwd, arg) == -1)
+			joined = NULL;
+	}
+	if (joined == NULL || (out = malloc(strlen(joined) + 2)) == NULL) {
+		free(joined);
+		ctl_warnx("out of memory");
+		return (NULL);
+	}
+	out[0] = '\0';
+	len = 0;
+	for (p = joined; (seg = strtok_r(p, "/", &save)) != NULL; p = NULL) {
+		if (strcmp(seg, ".") == 0)
+			continue;
+		len += (size_t)sprintf(out + len, "/%s", seg);
+	}
+	if (len == 0)
+		strcpy(out, "/");
+	free(joined);
+	return (out);
 }

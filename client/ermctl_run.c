@@ -379,7 +379,7 @@ cmd_run(struct ctl *ctx, int argc, char **argv)
 	const char			*op = NULL, *slash;
 	const char			*backups[RUN_BACKUPS_MAX + 1];
 	enum erm_status			 st;
-	int				 ch, ret, nbackups = 0;
+	int				 ch, i, ret, nbackups = 0;
 
 	memset(&eo, 0, sizeof(eo));
 	memset(&r, 0, sizeof(r));
@@ -404,7 +404,14 @@ cmd_run(struct ctl *ctx, int argc, char **argv)
 				    "paths", RUN_BACKUPS_MAX);
 				goto out;
 			}
-			backups[nbackups++] = optarg;
+			/* As every other command: the daemon takes absolute
+			 * paths only. */
+			if ((backups[nbackups] = ctl_absolute(optarg)) ==
+			    NULL) {
+				ret = CTL_EXIT_FAILED;
+				goto out;
+			}
+			nbackups++;
 			break;
 		case RUN_OPT_TIMEOUT:
 			if (ctl_parse_duration(ctx, "--timeout", optarg,
@@ -464,6 +471,8 @@ cmd_run(struct ctl *ctx, int argc, char **argv)
 	} else
 		ret = run_report(ctx, &r, &res, eo.breaker, st);
 out:
+	for (i = 0; i < nbackups; i++)
+		free((char *)backups[i]);	/* ctl_absolute's */
 	json_decref(policy);
 	return (ret);
 }

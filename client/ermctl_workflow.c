@@ -170,6 +170,17 @@ cmd_workflow_submit(struct ctl *ctx, int argc, char **argv)
 		json_decref(spec);
 		return (CTL_EXIT_FAILED);
 	}
+	/*
+	 * "run": false stores the workflow without running it, so it would
+	 * never end: refuse the pair at once, as systemd-run refuses --wait
+	 * with --no-block, rather than wait for ever or run it regardless.
+	 */
+	if (wait && json_is_false(json_object_get(spec, "run"))) {
+		json_decref(spec);
+		return (ctl_usage_error(ctx, "--wait conflicts with \"run\": "
+		    "false in %s (a workflow that is not run never ends)",
+		    argv[optind]));
+	}
 	if (!wait) {
 		st = ctl_call(ctx, "workflow.create", spec, &res);
 		json_decref(spec);

@@ -1,8 +1,12 @@
 /* ermctl and liberm against a real ermd: outputs, exit codes, pipelining. */
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <check.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +102,146 @@ START_TEST(ermctl_exit_codes)
 }
 END_TEST
 
+static void
+write_text(const char *path, const char *text)
+{
+	FILE	*fp = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* The file's text (up to 4 KiB), in a static buffer. */
+static const char *
+read_text(const char *path)
+{
+	static char	 buf[4096];
+	FILE		*fp = fopen(path, "r");
+	size_t		 n;
+
+	ck_assert_ptr_nonnull(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	return (buf);
+}
+
+/*
+ * ermctl run --backup with a relative path: made absolute from the current
+ * directory, as backup create does, so the daemon backs it up (it refused
+ * the bare name with 1002, and the command never ran) and restores it on a
+ * rollback.
+ */
+START_TEST(ermctl_run_backup_relative_path)
+{
+	char		 conf[512], root[200], file[256], cwd[PATH_MAX];
+	char		 out[4096];
+	const char	*args[] = { "run", "--backup", "state.json", "--",
+	    "/bin/sh", "-c", "echo broken > state.json; exit 3", NULL };
+	const char	*dot[] = { "run", "--backup", "./state.json", "--",
+	    "/bin/true", NULL };
+
+	ck_assert_int_eq(daemon_stop_keep(&d), 0);
+	snprintf(root, sizeof(root), "%s/data", d.dir);
+	ck_assert_int_eq(mkdir(root, 0755), 0);
+	snprintf(file, sizeof(file), "%s/state.json", root);
+	write_text(file, "{\"ok\":true}\n");
+	snprintf(conf, sizeof(conf), "[root.data]\npath = %s\n"
+	    "[strategy]\nSYSTEM_ERROR = rollback,escalate\n", root);
+	daemon_write_conf(&d, conf);
+	daemon_restart(&d);
+
+	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+	ck_assert_int_eq(chdir(root), 0);
+	/* The command's own status: it ran, failed, and was rolled back. */
+	ck_assert_int_eq(ermctl(&d, out, sizeof(out), args), 3);
+	ck_assert_str_eq(read_text(file), "{\"ok\":true}\n");
+	ck_assert_int_eq(ermctl(&d, out, sizeof(out), dot), 0);
+	ck_assert_int_eq(chdir(cwd), 0);
+	assert_serves(&d);
+}
+END_TEST
+
+/* errors --since pings the daemon first: not running is 3, as elsewhere. */
+START_TEST(ermctl_errors_since_not_running)
+{
+	const char	*since[] = { ermctl_path(), "--socket", "/nonexistent/x",
+	    "errors", "--since", "1h", NULL };
+	const char	*plain[] = { ermctl_path(), "--socket", "/nonexistent/x",
+	    "errors", NULL };
+	char		 out[4096];
+
+	ck_assert_int_eq(run_prog(out, sizeof(out), since), 3);
+	ck_assert_int_eq(run_prog(out, sizeof(out), plain), 3);
+}
+END_TEST
+
+/* Wait up to about 5 s for needle in the file at path; out gets its text. */
+static int
+file_has(const char *path, char *out, size_t outsz, const char *needle)
+{
+	FILE	*fp;
+	size_t	 n;
+	int	 i;
+
+	for (i = 0; i < 200; i++) {
+		n = 0;
+		if ((fp = fopen(path, "r")) != NULL) {
+			n = fread(out, 1, outsz - 1, fp);
+			fclose(fp);
+		}
+		out[n] = '\0';
+		if (strstr(out, needle) != NULL)
+			return (1);
+		usleep(25000);
+	}
+	return (0);
+}
+
+/* errors --follow --severity: followed events are filtered as the listing. */
+START_TEST(ermctl_errors_follow_severity)
+{
+	char	 path[256], out[16384];
+	pid_t	 pid;
+	int	 fd, out_fd, status;
+
+	fd = raw_connect(d.sock);
+	ck_assert_int_ne(fd, -1);
+	json_decref(call_on(fd, "{\"id\":1,\"method\":\"error.report\","
+	    "\"params\":{\"operation\":\"sev-before\",\"severity\":"
+	    "\"critical\",\"message\":\"m\"}}"));
+	snprintf(path, sizeof(path), "%s/follow.out", d.dir);
+	ck_assert_int_ne(out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC,
+	    0600), -1);
+	if ((pid = fork()) == 0) {
+		dup2(out_fd, 1);
+		execl(ermctl_path(), "ermctl", "--socket", d.sock, "errors",
+		    "--follow", "--severity", "critical", (char *)NULL);
+		_exit(127);
+	}
+	close(out_fd);
+	/* Subscribed once the listing is out (it subscribes first). */
+	ck_assert(file_has(path, out, sizeof(out), "sev-before"));
+	json_decref(call_on(fd, "{\"id\":2,\"method\":\"error.report\","
+	    "\"params\":{\"operation\":\"sev-info\",\"severity\":"
+	    "\"info\",\"message\":\"m\"}}"));
+	json_decref(call_on(fd, "{\"id\":3,\"method\":\"error.report\","
+	    "\"params\":{\"operation\":\"sev-critical\",\"severity\":"
+	    "\"critical\",\"message\":\"m\"}}"));
+	/* Events come in order: once the critical one is out, the info one
+	 * would have been before it. */
+	ck_assert(file_has(path, out, sizeof(out), "sev-critical"));
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert(file_has(path, out, sizeof(out), "sev-critical"));
+	ck_assert_ptr_null(strstr(out, "sev-info"));
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
 /* 200 requests in flight on one handle, collected in reverse order. */
 START_TEST(liberm_pipelining)
 {
@@ -187,6 +331,9 @@ main(void)
 	tcase_add_test(tc, liberm_pipelining);
 	tcase_add_test(tc, liberm_connect_errors);
 	tcase_add_test(tc, liberm_oversized_request);
+	tcase_add_test(tc, ermctl_run_backup_relative_path);
+	tcase_add_test(tc, ermctl_errors_since_not_running);
+	tcase_add_test(tc, ermctl_errors_follow_severity);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

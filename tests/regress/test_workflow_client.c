@@ -260,6 +260,48 @@ START_TEST(ermctl_workflow_commands)
 }
 END_TEST
 
+/*
+ * submit --wait of a workflow whose file says "run": false: a usage error
+ * at once (it would never end), nothing created. Under timeout(1), so
+ * that a wait for ever fails as 124 instead of hanging the suite; liberm's
+ * erm_workflow_execute refuses the same params.
+ */
+START_TEST(ermctl_submit_wait_not_run)
+{
+	char			 out[16384], idle[256];
+	const char		*argv[] = { "/bin/sh", "-c",
+	    "exec /usr/bin/timeout -k 2 10 \"$0\" --socket \"$1\" "
+	    "workflow submit --wait \"$2\" 2>&1", ermctl_path(), d.sock,
+	    idle, NULL };
+	const char		*list[] = { "workflow", "list", NULL };
+	struct erm_client	*c;
+	struct erm_workflow	*wf;
+	json_t			*final = NULL;
+
+	daemon_start(&d, NULL, NULL);
+	snprintf(idle, sizeof(idle), "%s/idle.json", d.dir);
+	write_file(idle, "{\"name\":\"idle\",\"run\":false,\"steps\":"
+	    "[{\"name\":\"e\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]}");
+	ck_assert_int_eq(run_prog(out, sizeof(out), argv), 2);
+	ck_assert_ptr_nonnull(strstr(out, "--wait conflicts with \"run\": "
+	    "false"));
+	ck_assert_int_eq(ermctl(&d, out, sizeof(out), list), 0);
+	ck_assert_ptr_null(strstr(out, "name=idle"));
+
+	c = client();
+	ck_assert_int_eq(erm_workflow_new("idle", &wf), ERM_OK);
+	ck_assert_int_eq(erm_workflow_add(wf, "e", json_pack("{s:s, s:i}",
+	    "type", "sleep", "ms", 1), NULL, NULL), ERM_OK);
+	json_object_set_new(erm_workflow_params(wf), "run", json_false());
+	ck_assert_int_eq(erm_workflow_execute(c, wf, NULL, NULL, &final),
+	    ERM_EINVAL);
+	ck_assert_ptr_null(final);
+	erm_workflow_free(wf);
+	erm_close(c);
+	assert_serves(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -274,6 +316,7 @@ main(void)
 	tcase_add_test(tc, client_rollbacks_run_in_reverse);
 	tcase_add_test(tc, parallel_builder_and_wait);
 	tcase_add_test(tc, ermctl_workflow_commands);
+	tcase_add_test(tc, ermctl_submit_wait_not_run);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

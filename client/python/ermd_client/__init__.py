@@ -19,13 +19,17 @@ from ._core import (CircuitBreaker, CircuitBreakerConfig, CircuitState,
                     WorkflowStepError, recovery_operation)
 from ._errors import ErrorType, RecoveryStrategy, error_object
 
+# The seed's name for its multi-storage manager (m.fallback_storage).
+FallbackStorageManager = FallbackStorage
+
 __version__ = "0.1.0"
 
 __all__ = [
     "CircuitBreaker", "CircuitBreakerConfig", "CircuitBreakerOpenError",
     "CircuitBreakerOpenException", "CircuitState", "Classification",
     "Connection", "DaemonConnectionError", "ErmdError", "ErrorRecoveryManager",
-    "ErrorType", "FallbackStorage", "RecoveryResult", "RecoveryStrategy",
+    "ErrorType", "FallbackStorage", "FallbackStorageManager",
+    "RecoveryResult", "RecoveryStrategy",
     "RetryConfig", "StorageBackend", "WorkflowStepError", "error_object",
     "recovery_operation", "socket_path",
 ]

@@ -85,9 +85,10 @@ class CircuitBreakerConfig:
 
     failure_threshold and recovery_timeout (seconds) become the breaker's
     failure_threshold and recovery_timeout_ms through breaker.configure when
-    the peer may (an admin); otherwise the daemon's [breaker] and
-    [breaker.NAME] settings apply.  expected_exception_types is applied by
-    the client: an exception of another type is recorded as "ignored".
+    a config is given to CircuitBreaker and the peer may (an admin);
+    otherwise the daemon's [breaker] and [breaker.NAME] settings apply.
+    expected_exception_types is applied by the client: an exception of
+    another type is recorded as "ignored".
     state_change_callback(old_state, new_state) is called on every
     breaker.state event of the breaker.  daemon_config: further breaker
     keys (conf/ermd.conf [breaker]) to configure."""
@@ -239,12 +240,18 @@ class CircuitBreaker:
     the breaker refuses: the body does not run); leaving records the
     outcome.  name: the daemon's breaker name (shared host-wide by every
     user of the name); without one, a private name python.<pid>.<n>.
-    Standalone, it opens its own connection (socket_path, $ERMD_SOCKET, the
-    default) on first use; close it with `await breaker.close()` or use
+    config: sent with breaker.configure only when given; without it the
+    daemon's [breaker] and [breaker.NAME] settings apply.  Standalone, it
+    opens its own connection (socket_path, $ERMD_SOCKET, the default) on
+    first use; close it with `await breaker.close()` or use
     `async with CircuitBreaker(...) as breaker`."""
 
     def __init__(self, config=None, name=None, *, manager=None,
                  connection=None, socket_path=None, apply_config=True):
+        # Only a config the caller gave is sent (breaker.configure): without
+        # one, the daemon's [breaker] and [breaker.NAME] settings stand
+        # rather than being overwritten host-wide with this class's defaults.
+        self._apply = apply_config and config is not None
         self.config = config or CircuitBreakerConfig()
         self.private = not name
         self.name = name or _private_breaker_name()
@@ -252,7 +259,6 @@ class CircuitBreaker:
         self._conn = connection
         self._own = False
         self._socket_path = socket_path
-        self._apply = apply_config
         self._ready = False
         self._state = CircuitState(CircuitState.CLOSED)
         self.config_applied = None      # True/False once tried
@@ -354,7 +360,8 @@ class CircuitBreaker:
                     await conn.unwant_events(["breaker.state"])
                 except (ErmdError, ConnectionError):
                     pass
-        if self.private and self._ready and self.config_applied and \
+        if self.private and self._ready and \
+                self.config_applied is not False and \
                 conn is not None and not conn.closed:
             try:
                 await conn.call("breaker.reset", {"name": self.name})
@@ -522,8 +529,7 @@ class ErrorRecoveryManager:
         self.circuit_breaker = None
         if circuit_breaker_config is not None or breaker is not None:
             self.circuit_breaker = CircuitBreaker(
-                circuit_breaker_config, breaker, manager=self,
-                apply_config=circuit_breaker_config is not None)
+                circuit_breaker_config, breaker, manager=self)
         self.breaker = self.circuit_breaker.name if self.circuit_breaker \
             else None
 
@@ -612,9 +618,9 @@ class ErrorRecoveryManager:
         """execute_with_recovery with every option, → RecoveryResult.
 
         op.begin (backing up file_path when create_backup, and any
-        backup_paths), then the operation (sync or async) until it
-        succeeds (op.succeed) or the daemon's decision on a failure
-        (op.fail) is not "retry"; a "retry" waits delay_ms first."""
+        backup_paths, each only if it exists), then the operation (sync or
+        async) until it succeeds (op.succeed) or the daemon's decision on a
+        failure (op.fail) is not "retry"; a "retry" waits delay_ms first."""
         conn = await self._connection()
         kwargs = kwargs or {}
         params = {"operation": _cut_bytes(str(operation_name), 256)}
@@ -631,11 +637,17 @@ class ErrorRecoveryManager:
             params["policy"] = pol
         elif policy is not None or self.policy is not None:
             params["policy"] = policy if policy is not None else self.policy
+        # A file that is not there yet has nothing to back up: leaving it
+        # out lets an operation that creates it run (op.begin would give
+        # 1006 ENOENT).  A rollback then cannot delete what the operation
+        # created.
         paths = []
-        if create_backup and file_path is not None:
-            paths.append(os.path.abspath(os.fspath(file_path)))
-        for p in backup_paths or ():
-            paths.append(os.path.abspath(os.fspath(p)))
+        wanted = [file_path] if create_backup and file_path is not None \
+            else []
+        for p in wanted + list(backup_paths or ()):
+            p = os.path.abspath(os.fspath(p))
+            if os.path.lexists(p):
+                paths.append(p)
         if paths:
             params["backup"] = paths
         if deadline is not None:

@@ -7,7 +7,9 @@ from ermd_client import (CircuitBreaker, CircuitBreakerConfig,
                          CircuitBreakerOpenError, CircuitBreakerOpenException,
                          CircuitState, ErrorRecoveryManager)
 
-D = H.Daemon()
+# [breaker.s3]: a host's own setting that a CircuitBreaker given no config
+# must leave alone.
+D = H.Daemon(extra_conf="[breaker.s3]\nfailure_threshold = 2\n")
 setUpModule, tearDownModule = D.start, D.stop
 
 
@@ -145,6 +147,19 @@ class BreakerTest(unittest.IsolatedAsyncioTestCase):
         await b.close()
         self.assertEqual(D.call("breaker.get", {"name": b.name})["state"],
                          "closed")
+
+    async def test_no_config_keeps_the_hosts_breaker_config(self):
+        async with CircuitBreaker(name="s3", socket_path=D.sock) as b:
+            got = await b.get()
+            self.assertEqual(got["config"]["failure_threshold"], 2)
+            self.assertIsNone(b.config_applied)
+        self.assertEqual(D.call("breaker.get", {"name": "s3"})
+                         ["config"]["failure_threshold"], 2)
+        # The manager's breaker= without a config: the same.
+        async with ErrorRecoveryManager(D.sock, breaker="s3") as m:
+            self.assertIsNone(m.circuit_breaker.config_applied)
+        self.assertEqual(D.call("breaker.get", {"name": "s3"})
+                         ["config"]["failure_threshold"], 2)
 
     async def test_metrics_show_breaker(self):
         b = CircuitBreaker(CircuitBreakerConfig(failure_threshold=1),

@@ -19,6 +19,13 @@ class FallbackTest(unittest.IsolatedAsyncioTestCase):
     async def asyncTearDown(self):
         await self.m.__aexit__(None, None, None)
 
+    async def test_seed_name_fallback_storage_manager(self):
+        import ermd_client
+        from ermd_client import FallbackStorage, FallbackStorageManager
+        self.assertIs(FallbackStorageManager, FallbackStorage)
+        self.assertIn("FallbackStorageManager", ermd_client.__all__)
+        self.assertIsInstance(self.m.fallback_storage, FallbackStorageManager)
+
     async def test_current_storage_at_start(self):
         self.assertEqual(self.m.fallback_storage.current_storage, "primary")
         self.assertEqual([b["name"] for b in self.m.fallback_storage.backends],

@@ -162,6 +162,28 @@ class RecoveryTest(unittest.IsolatedAsyncioTestCase):
         lst = await self.m.call("backup.list", {"path": path})
         self.assertEqual(len(lst["backups"]), 1)
 
+    async def test_backup_of_a_file_not_there_yet(self):
+        path = os.path.join(D.root, "new.txt")
+        extra = os.path.join(D.root, "new-extra.txt")
+        old = os.path.join(D.root, "old-extra.txt")
+        with open(old, "w") as f:
+            f.write("kept")
+
+        def create():
+            with open(path, "w") as f:
+                f.write("created")
+            return "made"
+        ok, result, err = await self.m.execute_with_recovery(
+            create, "create_file", path, create_backup=True)
+        self.assertEqual((ok, result, err), (True, "made", None))
+        with open(path) as f:
+            self.assertEqual(f.read(), "created")
+        # backup_paths too: the missing one is left out, the other kept.
+        r = await self.m.execute(Flaky(0, None), "create_more",
+                                 backup_paths=[extra, old])
+        self.assertTrue(r.success, r.daemon_error)
+        self.assertEqual([b["path"] for b in r.backups], [old])
+
     async def test_create_and_restore_backup(self):
         path = os.path.join(D.root, "manual.txt")
         with open(path, "w") as f:
@@ -180,9 +202,11 @@ class RecoveryTest(unittest.IsolatedAsyncioTestCase):
 
     async def test_backup_outside_roots(self):
         fn = Flaky(0, None)
+        path = os.path.join(D.dir, "elsewhere.txt")
+        with open(path, "w") as f:      # exists: it is to be backed up
+            f.write("x")
         ok, result, err = await self.m.execute_with_recovery(
-            fn, "outside", os.path.join(D.dir, "elsewhere.txt"),
-            create_backup=True)
+            fn, "outside", path, create_backup=True)
         self.assertFalse(ok)
         self.assertIsInstance(err, ErmdError)
         self.assertEqual(err.code, 1002)
