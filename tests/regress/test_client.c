@@ -136,7 +136,7 @@ read_text(const char *path)
 START_TEST(ermctl_run_backup_relative_path)
 {
 	char		 conf[512], root[200], file[256], cwd[PATH_MAX];
-	char		 out[4096];
+	char		 out[4096], abs[PATH_MAX];
 	const char	*args[] = { "run", "--backup", "state.json", "--",
 	    "/bin/sh", "-c", "echo broken > state.json; exit 3", NULL };
 	const char	*dot[] = { "run", "--backup", "./state.json", "--",
@@ -153,6 +153,9 @@ START_TEST(ermctl_run_backup_relative_path)
 	daemon_restart(&d);
 
 	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+	/* ermctl's path may be relative to where the suite started. */
+	ck_assert_ptr_nonnull(realpath(ermctl_path(), abs));
+	ck_assert_int_eq(setenv("ERMCTL", abs, 1), 0);
 	ck_assert_int_eq(chdir(root), 0);
 	/* The command's own status: it ran, failed, and was rolled back. */
 	ck_assert_int_eq(ermctl(&d, out, sizeof(out), args), 3);
