@@ -735,7 +735,6 @@ struct backup_job {
 	/* prune */
 	struct backup_prune rules;
 	char		*prune_path;
-	int		 scheduled;	/* the timer's, not a request */
 	int64_t		 cutoff, oplog_cutoff, max_bytes;
 	struct rec	*removed;
 	size_t		 nremoved;
@@ -1946,12 +1945,11 @@ prune_tx(struct store_tx *tx, void *arg)
 	if (j->max_bytes > 0 && prune_bytes(tx, j, &pl) == -1)
 		return (-1);
 	/*
-	 * Every requested prune is in the oplog: one line per removed
-	 * backup, or this one when it removed nothing. The hourly prune
-	 * that finds nothing to do is left out (a line an hour says
-	 * nothing an operator needs).
+	 * Every prune is in the oplog (BEHAVIOUR.md 4), the hourly one
+	 * too: one line per removed backup, or this one when it removed
+	 * nothing.
 	 */
-	if (j->nremoved == 0 && !j->scheduled && oplog_add(tx, j->at,
+	if (j->nremoved == 0 && oplog_add(tx, j->at,
 	    "prune", j->prune_path, NULL, &j->peer, 0, NULL) == -1)
 		return (-1);
 	if (store_tx_query(tx, read_orphan, &pl, "SELECT sha256, size FROM "
@@ -2002,16 +2000,15 @@ prune_stored(void *arg, const struct store_result *res)
 	json_decref(result);
 }
 
-static int
-prune_submit(const struct backup_prune *rules, const struct peer *p,
-    int scheduled, backup_cb cb, void *arg)
+int
+backup_prune_async(const struct backup_prune *rules, const struct peer *p,
+    backup_cb cb, void *arg)
 {
 	struct backup_job	*j;
 	int64_t			 now = (int64_t)clock_now_ms(), age;
 
 	if (!bk.running || (j = job_new(JOB_PRUNE, p, cb, arg)) == NULL)
 		return (-1);
-	j->scheduled = scheduled;
 	j->rules = *rules;
 	j->rules.path = NULL;
 	if (rules->path != NULL && (j->prune_path = strdup(rules->path)) ==
@@ -2034,13 +2031,6 @@ prune_submit(const struct backup_prune *rules, const struct peer *p,
 		return (-1);
 	}
 	return (0);
-}
-
-int
-backup_prune_async(const struct backup_prune *rules, const struct peer *p,
-    backup_cb cb, void *arg)
-{
-	return (prune_submit(rules, p, 0, cb, arg));
 }
 
 /* ---- completions after the record or oplog commit ---------------------- */
@@ -2472,7 +2462,7 @@ prune_start(struct periodic *p)
 	self.gid = getegid();
 	self.pid = getpid();
 	self.admin = 1;
-	if (prune_submit(&rules, &self, 1, prune_done, NULL) == -1) {
+	if (backup_prune_async(&rules, &self, prune_done, NULL) == -1) {
 		log_warnx("scheduled prune: cannot start");
 		periodic_done(p, 0);
 	}

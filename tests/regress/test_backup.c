@@ -267,6 +267,24 @@ list_ids_when(const char *path, size_t n)
 	return (list);
 }
 
+/* oplog entries of prunes that removed nothing (no backup_id). */
+static int
+bare_prunes(void)
+{
+	json_t	*r, *e;
+	size_t	 i;
+	int	 n = 0;
+
+	r = bk_ok(bk_rpc(&b, "oplog.list", json_pack("{s:i}", "limit",
+	    1000)));
+	json_array_foreach(json_object_get(bk_result(r), "entries"), i, e)
+		if (strcmp(json_string_value(json_object_get(e, "action")),
+		    "prune") == 0 && json_object_get(e, "backup_id") == NULL)
+			n++;
+	json_decref(r);
+	return (n);
+}
+
 /*
  * keep_last keeps the newest of each path, on backup.prune and on the
  * hourly timer; max_age_ms removes what is older; objects go with their
@@ -277,7 +295,7 @@ START_TEST(prune_keeps_the_newest)
 	static const char *const args[] = { "--manual-clock", NULL };
 	char		 path[256], other[256], obj[512], first_sha[65];
 	json_t		*ids[6], *r, *list;
-	int		 i;
+	int		 i, n;
 
 	/*
 	 * read_timeout_ms = 0: conn.c cancels a connection's read timer only
@@ -364,6 +382,12 @@ START_TEST(prune_keeps_the_newest)
 	advance(36000000 + 3600000);	/* older, then an hourly run */
 	list = list_ids_when(path, 0);
 	json_decref(list);
+	/* An hourly run that removes nothing is in the oplog too. */
+	n = bare_prunes();
+	advance(3600000);
+	for (i = 0; i < 200 && bare_prunes() == n; i++)
+		usleep(10000);
+	ck_assert_int_eq(bare_prunes(), n + 1);
 	for (i = 0; i < 6; i++)
 		json_decref(ids[i]);
 }
