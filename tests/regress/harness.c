@@ -544,28 +544,58 @@ fill_up(const char *dir)
 	close(fd);
 }
 
+void
+write_text(const char *path, const char *text)
+{
+	FILE	*fp = fopen(path, "w");
+
+	ck_assert_msg(fp != NULL, "%s: %s", path, strerror(errno));
+	fputs(text, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
+static char	text_buf[1 << 20];
+
+/* path's text into text_buf; -1 when it cannot be opened. */
+static int
+slurp(const char *path)
+{
+	FILE	*fp;
+	size_t	 n;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return (-1);
+	n = fread(text_buf, 1, sizeof(text_buf) - 1, fp);
+	fclose(fp);
+	text_buf[n] = '\0';
+	return (0);
+}
+
+const char *
+read_text(const char *path)
+{
+	ck_assert_msg(slurp(path) == 0, "%s: %s", path, strerror(errno));
+	return (text_buf);
+}
+
+int
+file_has(const char *path, const char *needle, int wait_ms)
+{
+	int	i;
+
+	for (i = 0; i <= wait_ms / 20; i++) {
+		if (i > 0)
+			sleep_ms(20);
+		if (slurp(path) == 0 && strstr(text_buf, needle) != NULL)
+			return (1);
+	}
+	return (0);
+}
+
 int
 daemon_log_has(const struct daemon *d, const char *needle, int wait_ms)
 {
-	char	*buf;
-	FILE	*fp;
-	size_t	 n;
-	int	 i, found = 0;
-
-	if ((buf = malloc(1 << 20)) == NULL)
-		return (0);
-	for (i = 0; i <= wait_ms / 20 && !found; i++) {
-		if (i > 0)
-			sleep_ms(20);
-		if ((fp = fopen(d->log, "r")) == NULL)
-			continue;
-		n = fread(buf, 1, (1 << 20) - 1, fp);
-		fclose(fp);
-		buf[n] = '\0';
-		found = strstr(buf, needle) != NULL;
-	}
-	free(buf);
-	return (found);
+	return (file_has(d->log, needle, wait_ms));
 }
 
 void

@@ -51,6 +51,15 @@ void	 daemon_dump_log(const struct daemon *);
 /* 1 once the daemon's log holds needle, waiting up to wait_ms; else 0. */
 int	 daemon_log_has(const struct daemon *, const char *needle,
 	    int wait_ms);
+
+/* Files. write_text creates or truncates path; the test fails if it cannot. */
+void	 write_text(const char *path, const char *text);
+/* The text of path (up to 1 MiB) in a static buffer; fails the test when
+ * it cannot be read. */
+const char *read_text(const char *path);
+/* 1 once the file at path holds needle, waiting up to wait_ms; else 0
+ * (a file not there yet is waited for too). */
+int	 file_has(const char *path, const char *needle, int wait_ms);
 /* Replace the config file's text (for reload tests). */
 void	 daemon_write_conf(struct daemon *, const char *conf);
 

@@ -319,27 +319,6 @@ static const char webhook_py[] =
 "print('PORT', s.server_address[1], flush=True)\n"
 "s.serve_forever()\n";
 
-static int
-file_has(const char *path, const char *needle, int wait_ms)
-{
-	char	buf[65536];
-	FILE	*fp;
-	size_t	n;
-	int	i;
-
-	for (i = 0; i <= wait_ms / 25; i++) {
-		if ((fp = fopen(path, "r")) != NULL) {
-			n = fread(buf, 1, sizeof(buf) - 1, fp);
-			fclose(fp);
-			buf[n] = '\0';
-			if (strstr(buf, needle) != NULL)
-				return (1);
-		}
-		usleep(25000);
-	}
-	return (0);
-}
-
 /* ermd_alert_sink_failures_total{sink="any"}. */
 static int
 sink_failures(int fd)

@@ -102,31 +102,6 @@ START_TEST(ermctl_exit_codes)
 }
 END_TEST
 
-static void
-write_text(const char *path, const char *text)
-{
-	FILE	*fp = fopen(path, "w");
-
-	ck_assert_ptr_nonnull(fp);
-	fputs(text, fp);
-	fclose(fp);
-}
-
-/* The file's text (up to 4 KiB), in a static buffer. */
-static const char *
-read_text(const char *path)
-{
-	static char	 buf[4096];
-	FILE		*fp = fopen(path, "r");
-	size_t		 n;
-
-	ck_assert_ptr_nonnull(fp);
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	buf[n] = '\0';
-	fclose(fp);
-	return (buf);
-}
-
 /*
  * ermctl run --backup with a relative path: made absolute from the current
  * directory, as backup create does, so the daemon backs it up (it refused
@@ -180,32 +155,10 @@ START_TEST(ermctl_errors_since_not_running)
 }
 END_TEST
 
-/* Wait up to about 5 s for needle in the file at path; out gets its text. */
-static int
-file_has(const char *path, char *out, size_t outsz, const char *needle)
-{
-	FILE	*fp;
-	size_t	 n;
-	int	 i;
-
-	for (i = 0; i < 200; i++) {
-		n = 0;
-		if ((fp = fopen(path, "r")) != NULL) {
-			n = fread(out, 1, outsz - 1, fp);
-			fclose(fp);
-		}
-		out[n] = '\0';
-		if (strstr(out, needle) != NULL)
-			return (1);
-		usleep(25000);
-	}
-	return (0);
-}
-
 /* errors --follow --severity: followed events are filtered as the listing. */
 START_TEST(ermctl_errors_follow_severity)
 {
-	char	 path[256], out[16384];
+	char	 path[256];
 	pid_t	 pid;
 	int	 fd, out_fd, status;
 
@@ -225,7 +178,7 @@ START_TEST(ermctl_errors_follow_severity)
 	}
 	close(out_fd);
 	/* Subscribed once the listing is out (it subscribes first). */
-	ck_assert(file_has(path, out, sizeof(out), "sev-before"));
+	ck_assert(file_has(path, "sev-before", 5000));
 	json_decref(call_on(fd, "{\"id\":2,\"method\":\"error.report\","
 	    "\"params\":{\"operation\":\"sev-info\",\"severity\":"
 	    "\"info\",\"message\":\"m\"}}"));
@@ -234,12 +187,12 @@ START_TEST(ermctl_errors_follow_severity)
 	    "\"critical\",\"message\":\"m\"}}"));
 	/* Events come in order: once the critical one is out, the info one
 	 * would have been before it. */
-	ck_assert(file_has(path, out, sizeof(out), "sev-critical"));
+	ck_assert(file_has(path, "sev-critical", 5000));
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	ck_assert(file_has(path, out, sizeof(out), "sev-critical"));
-	ck_assert_ptr_null(strstr(out, "sev-info"));
+	ck_assert(file_has(path, "sev-critical", 5000));
+	ck_assert_ptr_null(strstr(read_text(path), "sev-info"));
 	close(fd);
 	assert_serves(&d);
 }

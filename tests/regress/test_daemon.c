@@ -63,21 +63,6 @@ status_int(const char *key)
 	return (v);
 }
 
-static int
-file_contains(const char *path, const char *needle)
-{
-	char	buf[65536];
-	FILE	*fp = fopen(path, "r");
-	size_t	n;
-
-	if (fp == NULL)
-		return (0);
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	buf[n] = '\0';
-	fclose(fp);
-	return (strstr(buf, needle) != NULL);
-}
-
 START_TEST(check_config_good_and_bad)
 {
 	char		 out[4096], path[160], dpath[160], want[1024];
@@ -305,7 +290,7 @@ START_TEST(sd_notify_ready_watchdog_stopping)
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	d.pid = 0;
 	/* With JOURNAL_STREAM set, lines carry a priority prefix. */
-	ck_assert(file_contains(d.log, "<6>ermd 0.1.0 ready on"));
+	ck_assert(daemon_log_has(&d, "<6>ermd 0.1.0 ready on", 0));
 	close(fd);
 	snprintf(env1, sizeof(env1), "rm -rf %s", d.dir);
 	(void)!system(env1);
@@ -329,7 +314,7 @@ START_TEST(socket_activation)
 	daemon_start_env(&d, NULL, NULL, NULL, lfd);
 	close(lfd);
 	assert_serves(&d);
-	ck_assert(file_contains(d.log, "socket passed by systemd"));
+	ck_assert(daemon_log_has(&d, "socket passed by systemd", 0));
 	ck_assert_int_eq(daemon_stop_keep(&d), 0);
 	/* The socket file belongs to systemd: ermd leaves it. */
 	ck_assert_int_eq(access(d.sock, F_OK), 0);

@@ -1225,30 +1225,6 @@ START_TEST(bad_config_sections)
 }
 END_TEST
 
-static void
-write_text(const char *path, const char *text)
-{
-	FILE	*fp = fopen(path, "w");
-
-	ck_assert_ptr_nonnull(fp);
-	fputs(text, fp);
-	fclose(fp);
-}
-
-static char *
-read_text(const char *path)
-{
-	static char	buf[256];
-	FILE		*fp = fopen(path, "r");
-	size_t		 n;
-
-	ck_assert_ptr_nonnull(fp);
-	n = fread(buf, 1, sizeof(buf) - 1, fp);
-	buf[n] = '\0';
-	fclose(fp);
-	return (buf);
-}
-
 /* op.begin backs files up; a CORRUPTED_DATA failure rolls them back. */
 START_TEST(ops_backup_and_rollback)
 {

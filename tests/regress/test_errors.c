@@ -458,7 +458,7 @@ START_TEST(ermctl_errors_and_stats)
 	const char	*bad[] = { "errors", "--since", "soon", NULL };
 	const char	*no_window[] = { "stats", "--window", "0", NULL };
 	pid_t		 pid;
-	int		 fd, out_fd, i, status;
+	int		 fd, out_fd, status;
 
 	daemon_start(&d, NULL, NULL);
 	fd = raw_connect(d.sock);
@@ -490,37 +490,17 @@ START_TEST(ermctl_errors_and_stats)
 	}
 	close(out_fd);
 	/* Subscribed once the listing is out (it subscribes first). */
-	for (i = 0; i < 200; i++) {
-		FILE	*fp = fopen(path, "r");
-		size_t	 n = fp ? fread(out, 1, sizeof(out) - 1, fp) : 0;
-
-		if (fp)
-			fclose(fp);
-		out[n] = '\0';
-		if (strstr(out, "errors.0.id=") != NULL)
-			break;
-		usleep(25000);
-	}
-	ck_assert_ptr_nonnull(strstr(out, "errors.0.category=FILE_NOT_FOUND"));
+	ck_assert(file_has(path, "errors.0.id=", 5000));
+	ck_assert_ptr_nonnull(strstr(read_text(path),
+	    "errors.0.category=FILE_NOT_FOUND"));
 	json_decref(report(fd, "{\"operation\":\"other\",\"errno\":5}"));
 	json_decref(report(fd, "{\"operation\":\"sync\",\"errno\":"
 	    "\"ETIMEDOUT\"}"));
-	for (i = 0; i < 100; i++) {
-		FILE	*fp = fopen(path, "r");
-		size_t	 n = fp ? fread(out, 1, sizeof(out) - 1, fp) : 0;
-
-		if (fp)
-			fclose(fp);
-		out[n] = '\0';
-		if (strstr(out, "TIMEOUT_ERROR") != NULL)
-			break;
-		usleep(50000);
-	}
+	ck_assert(file_has(path, "TIMEOUT_ERROR", 5000));
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	ck_assert_ptr_nonnull(strstr(out, "TIMEOUT_ERROR"));
-	ck_assert_ptr_null(strstr(out, "operation=other"));
+	ck_assert_ptr_null(strstr(read_text(path), "operation=other"));
 	close(fd);
 }
 END_TEST

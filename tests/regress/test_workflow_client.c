@@ -191,16 +191,6 @@ START_TEST(parallel_builder_and_wait)
 }
 END_TEST
 
-static void
-write_file(const char *path, const char *text)
-{
-	FILE	*f = fopen(path, "w");
-
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
-}
-
 START_TEST(ermctl_workflow_commands)
 {
 	char		 out[16384], ok[256], bad[256], slow[256], id[64], *p;
@@ -211,13 +201,13 @@ START_TEST(ermctl_workflow_commands)
 	snprintf(ok, sizeof(ok), "%s/ok.json", d.dir);
 	snprintf(bad, sizeof(bad), "%s/bad.json", d.dir);
 	snprintf(slow, sizeof(slow), "%s/slow.json", d.dir);
-	write_file(ok, "{\"name\":\"ok\",\"steps\":[{\"name\":\"e\",\"action\":"
+	write_text(ok, "{\"name\":\"ok\",\"steps\":[{\"name\":\"e\",\"action\":"
 	    "{\"type\":\"exec\",\"argv\":[\"echo\",\"hello\"]}}]}");
-	write_file(bad, "{\"name\":\"bad\",\"steps\":[{\"name\":\"s\",\"action\":"
+	write_text(bad, "{\"name\":\"bad\",\"steps\":[{\"name\":\"s\",\"action\":"
 	    "{\"type\":\"sleep\",\"ms\":1},\"compensate\":{\"type\":\"sleep\","
 	    "\"ms\":1}},{\"name\":\"f\",\"action\":{\"type\":\"exec\",\"argv\":"
 	    "[\"false\"]}}]}");
-	write_file(slow, "{\"name\":\"slow\",\"steps\":[{\"name\":\"z\","
+	write_text(slow, "{\"name\":\"slow\",\"steps\":[{\"name\":\"z\","
 	    "\"action\":{\"type\":\"exec\",\"argv\":[\"sleep\",\"300\"]}}]}");
 
 	a[0] = "workflow"; a[1] = "submit"; a[2] = "--wait"; a[3] = ok;
@@ -280,7 +270,7 @@ START_TEST(ermctl_submit_wait_not_run)
 
 	daemon_start(&d, NULL, NULL);
 	snprintf(idle, sizeof(idle), "%s/idle.json", d.dir);
-	write_file(idle, "{\"name\":\"idle\",\"run\":false,\"steps\":"
+	write_text(idle, "{\"name\":\"idle\",\"run\":false,\"steps\":"
 	    "[{\"name\":\"e\",\"action\":{\"type\":\"sleep\",\"ms\":1}}]}");
 	ck_assert_int_eq(run_prog(out, sizeof(out), argv), 2);
 	ck_assert_ptr_nonnull(strstr(out, "--wait conflicts with \"run\": "
