@@ -268,16 +268,45 @@ raw_send_bytes(int fd, const void *buf, size_t len)
 	}
 }
 
+int
+raw_try_send_frame(int fd, const char *json)
+{
+	size_t		 len = strlen(json), off = 0;
+	unsigned char	*buf;
+	ssize_t		 n;
+	int		 rc = 0;
+
+	ck_assert_ptr_nonnull(buf = malloc(len + 4));
+	buf[0] = (unsigned char)(len >> 24);
+	buf[1] = (unsigned char)(len >> 16);
+	buf[2] = (unsigned char)(len >> 8);
+	buf[3] = (unsigned char)len;
+	memcpy(buf + 4, json, len);
+	while (off < len + 4) {
+		n = send(fd, buf + off, len + 4 - off, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = -1;
+			break;
+		}
+		off += (size_t)n;
+	}
+	free(buf);
+	return (rc);
+}
+
 void
 raw_send_frame(int fd, const char *json)
 {
-	size_t		len = strlen(json);
-	unsigned char	hdr[4] = { (unsigned char)(len >> 24),
-	    (unsigned char)(len >> 16), (unsigned char)(len >> 8),
-	    (unsigned char)len };
+	ck_assert_msg(raw_try_send_frame(fd, json) == 0, "send: %s",
+	    strerror(errno));
+}
 
-	raw_send_bytes(fd, hdr, 4);
-	raw_send_bytes(fd, json, len);
+void
+test_uuid(char *out, size_t sz, int group, int n)
+{
+	snprintf(out, sz, "0190a000-%04x-7000-8000-%012x", group, n);
 }
 
 /* Read exactly len bytes; 0 ok, -1 EOF/error/timeout. */

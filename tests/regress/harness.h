@@ -52,6 +52,9 @@ void	 daemon_dump_log(const struct daemon *);
 int	 daemon_log_has(const struct daemon *, const char *needle,
 	    int wait_ms);
 
+/* A UUID (the v7 layout) for (group, n), so a test can name it again. */
+void	 test_uuid(char *out, size_t sz, int group, int n);
+
 /* Files. write_text creates or truncates path; the test fails if it cannot. */
 void	 write_text(const char *path, const char *text);
 /* The text of path (up to 1 MiB) in a static buffer; fails the test when
@@ -67,6 +70,8 @@ void	 daemon_write_conf(struct daemon *, const char *conf);
 int	 raw_connect(const char *sock);		/* -1 on failure */
 void	 raw_send_bytes(int fd, const void *buf, size_t len);
 void	 raw_send_frame(int fd, const char *json);
+/* The same in one send: 0, or -1 when the peer has gone (no failure). */
+int	 raw_try_send_frame(int fd, const char *json);
 /* Next frame as JSON (new reference); NULL on EOF or after timeout_ms. */
 json_t	*raw_recv(int fd, int timeout_ms);
 /* 1 when the peer has closed (EOF within timeout_ms, after draining). */

@@ -522,17 +522,11 @@ now_us(void)
 }
 
 static void
-k9_id(char *out, size_t sz, int cycle, int n)
-{
-	snprintf(out, sz, "0190a000-%04x-7000-8000-%012x", cycle, n);
-}
-
-static void
 send_report(int fd, int cycle, int n)
 {
 	char	buf[256], id[40];
 
-	k9_id(id, sizeof(id), cycle, n);
+	test_uuid(id, sizeof(id), cycle, n);
 	snprintf(buf, sizeof(buf), "{\"id\":%d,\"method\":\"error.report\","
 	    "\"params\":{\"operation\":\"k9\",\"id\":\"%s\",\"errno\":%d}}",
 	    n, id, 1 + n % 100);

@@ -59,12 +59,6 @@ failsync_so(void)
 #define FS_PACE_US	2000	/* between rounds of one per connection */
 #define FS_NTH		"3"	/* the fsync that fails, once armed */
 
-static void
-fs_id(char *out, size_t sz, int conn, int n)
-{
-	snprintf(out, sz, "0190a000-%04x-7000-8000-%012x", conn, n);
-}
-
 /*
  * Send report n of connection conn: 0, or -1 once ermd has gone (it
  * closes the connections when it exits).
@@ -72,30 +66,13 @@ fs_id(char *out, size_t sz, int conn, int n)
 static int
 send_report(int fd, int conn, int n)
 {
-	char		 buf[260], id[40];
-	size_t		 len, off = 0;
-	ssize_t		 w;
+	char	buf[256], id[40];
 
-	fs_id(id, sizeof(id), conn, n);
-	len = (size_t)snprintf(buf + 4, sizeof(buf) - 4, "{\"id\":%d,"
-	    "\"method\":\"error.report\",\"params\":{\"operation\":"
-	    "\"fsync-fatal\",\"id\":\"%s\",\"errno\":%d}}", n, id,
-	    1 + n % 100);
-	ck_assert_uint_lt(len, sizeof(buf) - 4);
-	buf[0] = (char)(len >> 24);
-	buf[1] = (char)(len >> 16);
-	buf[2] = (char)(len >> 8);
-	buf[3] = (char)len;
-	len += 4;
-	while (off < len) {
-		w = send(fd, buf + off, len - off, MSG_NOSIGNAL);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return (-1);
-		off += (size_t)w;
-	}
-	return (0);
+	test_uuid(id, sizeof(id), conn, n);
+	snprintf(buf, sizeof(buf), "{\"id\":%d,\"method\":\"error.report\","
+	    "\"params\":{\"operation\":\"fsync-fatal\",\"id\":\"%s\","
+	    "\"errno\":%d}}", n, id, 1 + n % 100);
+	return (raw_try_send_frame(fd, buf));
 }
 
 static double
@@ -194,7 +171,7 @@ START_TEST(nothing_acknowledged_after_failed_fsync)
 		for (n = 0; n < FS_BEFORE; n++) {
 			ck_assert_ptr_nonnull(r = raw_recv(fds[i], 10000));
 			ck_assert_int_eq(reply_code(r), 0);
-			fs_id(id, sizeof(id), i, (int)json_integer_value(
+			test_uuid(id, sizeof(id), i, (int)json_integer_value(
 			    json_object_get(r, "id")));
 			json_object_set_new(acks, id, json_true());
 			acked++;
@@ -245,7 +222,7 @@ START_TEST(nothing_acknowledged_after_failed_fsync)
 			if (++got[i] == FS_STREAM)
 				alive[i] = 0;
 			code = reply_code(r);
-			fs_id(id, sizeof(id), i, (int)json_integer_value(
+			test_uuid(id, sizeof(id), i, (int)json_integer_value(
 			    json_object_get(r, "id")));
 			json_decref(r);
 			if (code == 0) {
