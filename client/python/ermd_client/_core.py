@@ -684,13 +684,10 @@ class ErrorRecoveryManager:
                 try:
                     d = await conn.call("op.fail",
                                         {"op": res.op, "error": eobj})
-                except CircuitBreakerOpenError as e:
-                    res.error, res.decision, res.daemon_error = \
-                        exc, "rejected", e
-                    await self._settle(rep)
-                    return res
                 except (ErmdError, ConnectionError) as e:
                     # The daemon could not decide: the failure stands.
+                    # (A breaker that refuses the next attempt is not an
+                    # error here: op.fail then decides something else.)
                     res.error, res.decision, res.daemon_error = \
                         exc, "error", e
                     await self._settle(rep)
