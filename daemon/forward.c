@@ -357,6 +357,18 @@ str_or(const struct config *cfg, const char *key, const char *def)
 	return (strdup(e->value));
 }
 
+/* An optional file's path: NULL when absent or empty (the shipped config
+ * shows these keys as "key ="). */
+static char *
+path_or_null(const struct config *cfg, const char *key)
+{
+	const struct config_entry	*e = entry(cfg, key);
+
+	if (e == NULL || e->value[0] == '\0')
+		return (NULL);
+	return (strdup(e->value));
+}
+
 static void
 forward_apply(const struct config *cfg)
 {
@@ -368,13 +380,8 @@ forward_apply(const struct config *cfg)
 	s = supabase_defaults;
 	opts_from_config(supabase_opts, &s, cfg, "supabase");
 	s.url = str_or(cfg, "url", "");
-	s.key_file = str_or(cfg, "key_file", NULL);
-	s.ca_file = str_or(cfg, "ca_file", NULL);
-	if (s.ca_file != NULL && s.ca_file[0] == '\0') {
-		/* Empty is unset, as for url and key_file: the system's CAs. */
-		free(s.ca_file);
-		s.ca_file = NULL;
-	}
+	s.key_file = path_or_null(cfg, "key_file");
+	s.ca_file = path_or_null(cfg, "ca_file");
 	s.table[FWD_ERRORS] = str_or(cfg, "errors_table", "erm_errors");
 	s.table[FWD_RECOVERIES] = str_or(cfg, "recoveries_table",
 	    "erm_recoveries");
