@@ -284,41 +284,26 @@ fio_room(struct fio *f, int i, size_t n)
 	return (0);
 }
 
-/* On a worker: the task's fields and buffer only. */
+/*
+ * On a worker, touching the task's fields and buffer only: read task_len
+ * bytes at task_off into the buffer (upload), or write the buffer at the
+ * file's offset (download). A read that ends early means the file shrank:
+ * it must not be padded.
+ */
 static void
-fio_read_task(void *arg)
+fio_task(void *arg)
 {
 	struct fio	*f = arg;
 	char		*p = f->buf[f->task_buf];
+	size_t		 left;
 	ssize_t		 n;
 
 	f->task_err = 0;
 	f->task_done = 0;
-	while (f->task_done < f->task_len) {
-		n = pread(f->fd, p + f->task_done, f->task_len - f->task_done,
-		    (off_t)(f->task_off + f->task_done));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			/* 0: the file shrank; it must not be padded. */
-			f->task_err = n == 0 ? EIO : errno;
-			return;
-		}
-		f->task_done += (size_t)n;
-	}
-}
-
-static void
-fio_write_task(void *arg)
-{
-	struct fio	*f = arg;
-	const char	*p = f->buf[f->task_buf];
-	ssize_t		 n;
-
-	f->task_err = 0;
-	f->task_done = 0;
-	while (f->task_done < f->task_len) {
-		n = write(f->fd, p + f->task_done, f->task_len - f->task_done);
+	while ((left = f->task_len - f->task_done) > 0) {
+		n = f->upload ? pread(f->fd, p + f->task_done, left,
+		    (off_t)(f->task_off + f->task_done)) :
+		    write(f->fd, p + f->task_done, left);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -334,8 +319,7 @@ static void	fio_task_done(void *);
 static int
 fio_submit(struct http_req *r, struct fio *f)
 {
-	if (worker_submit(f->upload ? fio_read_task : fio_write_task,
-	    fio_task_done, f) == -1) {
+	if (worker_submit(fio_task, fio_task_done, f) == -1) {
 		r->io_err = ENOMEM;
 		r->io_local = 1;
 		r->io_what = "cannot queue the body file's I/O";
