@@ -498,6 +498,18 @@ assert_paused(int fd, const char *reason, int failures, int backlog)
 	json_decref(f);
 }
 
+/*
+ * Move the daemon clock ms - 1 ahead: a moment later the endpoint has still
+ * seen n requests to erm_errors. The caller moves the last millisecond.
+ */
+static void
+nothing_sent_before(int fd, int64_t ms, size_t n)
+{
+	advance_on(fd, ms - 1);
+	usleep(300000);
+	ck_assert_uint_eq(nrequests("erm_errors"), n);
+}
+
 /* ---- scenarios ----------------------------------------------------------- */
 
 START_TEST(normal_flow)
@@ -617,9 +629,7 @@ START_TEST(retry_after_is_honoured)
 	report_n(fd, 5, ids, NULL);
 	wait_requests("erm_errors", 1);
 	/* Full jitter at attempt 1 is at most 1 s: Retry-After wins. */
-	advance_on(fd, 1999);
-	usleep(300000);
-	ck_assert_uint_eq(nrequests("erm_errors"), 1);
+	nothing_sent_before(fd, 2000, 1);
 	advance_on(fd, 1);
 	wait_drained(fd);
 	ck_assert_uint_eq(nrequests("erm_errors"), 2);
@@ -629,9 +639,7 @@ START_TEST(retry_after_is_honoured)
 	fault("{\"status\":429,\"headers\":{\"Retry-After\":\"7\"}}");
 	report_n(fd, 3, ids, NULL);
 	wait_requests("erm_errors", 3);
-	advance_on(fd, 6999);
-	usleep(300000);
-	ck_assert_uint_eq(nrequests("erm_errors"), 3);
+	nothing_sent_before(fd, 7000, 3);
 	fault("{\"status\":520,\"body\":\"<html>cf</html>\"}");
 	advance_on(fd, 1);
 	wait_requests("erm_errors", 4);
@@ -1023,9 +1031,7 @@ START_TEST(pause_statuses_then_reload_resumes)
 	assert_paused(fd, reason, 1, 7);
 	/* More rows, and 5 min less 1 ms: nothing more is sent. */
 	report_n(fd, 3, ids, NULL);
-	advance_on(fd, 299999);
-	usleep(300000);
-	ck_assert_uint_eq(nrequests("erm_errors"), 1);
+	nothing_sent_before(fd, 300000, 1);
 	assert_paused(fd, reason, 1, 10);
 	/* Only that table's lane: the alert went to erm_alerts meanwhile. */
 	wait_backlog(fd, "alerts", 0);
@@ -1163,9 +1169,7 @@ START_TEST(retry_after_http_date)
 	report_n(fd, 5, ids, NULL);
 	wait_requests("erm_errors", 1);
 	wait_fwd(fd, "failures", 1);
-	advance_on(fd, when * 1000 - now - 1);
-	usleep(300000);
-	ck_assert_uint_eq(nrequests("erm_errors"), 1);
+	nothing_sent_before(fd, when * 1000 - now, 1);
 	advance_on(fd, 1);
 	wait_drained(fd);
 	assert_landed_once("erm_errors", ids, 5);
@@ -1180,9 +1184,7 @@ START_TEST(retry_after_http_date)
 	report_n(fd, 3, ids, NULL);
 	wait_requests("erm_errors", 3);
 	wait_fwd(fd, "failures", 2);
-	advance_on(fd, 86400000 - 1);
-	usleep(300000);
-	ck_assert_uint_eq(nrequests("erm_errors"), 3);
+	nothing_sent_before(fd, 86400000, 3);
 	advance_on(fd, 1);
 	wait_drained(fd);
 	reqs = requests("erm_errors");
@@ -1305,9 +1307,7 @@ START_TEST(paused_lane_retried_every_5_min)
 	ck_assert_uint_eq(nrequests("erm_errors"), 1);
 	report_n(fd, 3, ids, NULL);
 	/* The clock has not moved since the pause: 5 min less 1 ms. */
-	advance_on(fd, 299999);
-	usleep(300000);
-	ck_assert_uint_eq(nrequests("erm_errors"), 1);
+	nothing_sent_before(fd, 300000, 1);
 	advance_on(fd, 1);
 	wait_requests("erm_errors", 2);
 	wait_fwd(fd, "failures", 2);
@@ -1318,9 +1318,7 @@ START_TEST(paused_lane_retried_every_5_min)
 	json_decref(a);
 	/* Accepted from now on: the next 5-min retry sends everything. */
 	sql("GRANT INSERT ON public.erm_errors TO service_role");
-	advance_on(fd, 299999);
-	usleep(300000);
-	ck_assert_uint_eq(nrequests("erm_errors"), 2);
+	nothing_sent_before(fd, 300000, 2);
 	advance_on(fd, 1);
 	wait_drained(fd);
 	reqs = requests("erm_errors");
@@ -1376,9 +1374,7 @@ START_TEST(large_error_page_pauses)
 	json_array_append(alert, json_object_get(a, "id"));
 	json_decref(a);
 	assert_paused(fd, reason, 1, 5);
-	advance_on(fd, 299999);
-	usleep(300000);
-	ck_assert_uint_eq(nrequests("erm_errors"), 1);
+	nothing_sent_before(fd, 300000, 1);
 	json_decref(admin("DELETE", "/_test/faults", NULL));
 	reload_fwd(fd, NULL);
 	wait_drained(fd);
