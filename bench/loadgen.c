@@ -21,7 +21,8 @@
  * read() that brought its reply. After -w seconds of warm-up the counters
  * start; after -d more seconds the program prints one line of key=value and
  * exits, whatever is still in flight. -x PID adds the server's CPU time per
- * request from /proc schedstat over exactly that window. -R only waits until
+ * request from /proc schedstat over exactly that window, and the part of it
+ * the kernel spent on the server's behalf (/proc/PID/stat). -R only waits until
  * the server answers one request (up to -d seconds): exit 0 when it did.
  * -b polls epoll without sleeping, so that the load generator's own CPU never
  * idles and its wake-up cost drops out of the latency; -H prints the whole
@@ -289,24 +290,31 @@ hist_quantile_us(const struct hist *h, double q)
 }
 
 /*
- * Nanoseconds the server has spent on a CPU: the first field of
+ * What the server has spent on the CPUs: cpu_ns from the first field of
  * /proc/PID/task/TID/schedstat summed over its threads, so that a server
- * with worker threads is charged for all of them. Returns 0 when the
- * process is gone or /proc lacks schedstat.
+ * with worker threads is charged for all of them; user and sys, in clock
+ * ticks, from /proc/PID/stat (all threads), which split cpu_ns into the
+ * server's own code and the kernel's work for it. All zero when the
+ * process is gone or /proc lacks them.
  */
-static uint64_t
-server_cpu_ns(pid_t pid)
+struct srv_times {
+	uint64_t	cpu_ns;
+	uint64_t	user, sys;
+};
+
+static void
+server_times(pid_t pid, struct srv_times *st)
 {
-	char		 path[64], line[128];
+	char		 path[64], line[1024], *p;
 	DIR		*d;
 	struct dirent	*de;
 	FILE		*f;
-	uint64_t	 sum = 0;
-	unsigned long long v;
+	unsigned long long v, ut, stime;
 
+	memset(st, 0, sizeof(*st));
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	if ((d = opendir(path)) == NULL)
-		return (0);
+		return;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -317,11 +325,22 @@ server_cpu_ns(pid_t pid)
 			continue;
 		if (fgets(line, sizeof(line), f) != NULL &&
 		    sscanf(line, "%llu", &v) == 1)
-			sum += v;
+			st->cpu_ns += v;
 		fclose(f);
 	}
 	closedir(d);
-	return (sum);
+	/* Fields 14 and 15; the name before them may hold blanks. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	if (fgets(line, sizeof(line), f) != NULL &&
+	    (p = strrchr(line, ')')) != NULL &&
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u"
+	    " %llu %llu", &ut, &stime) == 2) {
+		st->user = ut;
+		st->sys = stime;
+	}
+	fclose(f);
 }
 
 /*
@@ -1138,11 +1157,12 @@ hist_dump(const struct hist *h)
 }
 
 static void
-report(double secs, uint64_t srv_ns, uint64_t cli_ns, uint64_t busy_ns,
-    uint64_t steal_ns)
+report(double secs, const struct srv_times *srv, uint64_t cli_ns,
+    uint64_t busy_ns, uint64_t steal_ns)
 {
-	double	rps = secs > 0 ? (double)completed / secs : 0.0;
-	double	other;
+	double		rps = secs > 0 ? (double)completed / secs : 0.0;
+	double		other, per_req, sys_share;
+	uint64_t	srv_ns = srv->cpu_ns;
 
 	/* Jiffies are coarse: a few ms either way is noise, not load. */
 	other = ((double)busy_ns - (double)srv_ns - (double)cli_ns) /
@@ -1160,11 +1180,17 @@ report(double secs, uint64_t srv_ns, uint64_t cli_ns, uint64_t busy_ns,
 	    hist.total ? (double)hist.sum / (double)hist.total / 1000.0 : 0.0,
 	    (double)hist.max / 1000.0, errors,
 	    secs > 0 ? (double)cli_ns / (secs * 1e7) : 0.0);
-	if (server_pid > 0)
-		printf(" server_cpu_pct=%.1f server_cpu_us_per_req=%.3f",
-		    secs > 0 ? (double)srv_ns / (secs * 1e7) : 0.0,
-		    completed ? (double)srv_ns / (double)completed / 1000.0 :
-		    0.0);
+	if (server_pid > 0) {
+		per_req = completed ? (double)srv_ns / (double)completed /
+		    1000.0 : 0.0;
+		/* Ticks are coarse, schedstat exact: split the exact time. */
+		sys_share = srv->user + srv->sys > 0 ? (double)srv->sys /
+		    (double)(srv->user + srv->sys) : 0.0;
+		printf(" server_cpu_pct=%.1f server_cpu_us_per_req=%.3f"
+		    " server_sys_us_per_req=%.3f",
+		    secs > 0 ? (double)srv_ns / (secs * 1e7) : 0.0, per_req,
+		    per_req * sys_share);
+	}
 	printf(" other_cpu_pct=%.1f steal_pct=%.1f", other,
 	    secs > 0 ? (double)steal_ns / (secs * 1e7) : 0.0);
 	if (nkeys > 0)
@@ -1185,8 +1211,9 @@ main(int argc, char *argv[])
 	struct epoll_event	 ev, evs[MAX_EVENTS];
 	struct conn		*conns, *c;
 	const char		*tmpl = DEFAULT_TEMPLATE, *cmds = "PING";
-	uint64_t		 t, start, t0 = 0, end, srv0 = 0, cli0 = 0;
-	uint64_t		 srv = 0, cli = 0, busy0 = 0, steal0 = 0;
+	uint64_t		 t, start, t0 = 0, end, cli0 = 0;
+	uint64_t		 cli = 0, busy0 = 0, steal0 = 0;
+	struct srv_times	 srv0 = { 0 }, srv;
 	uint64_t		 busy, steal, fill_start = 0, k;
 	int			 ch, ep, i, n, timeout, filling, mflag = 0;
 	size_t			 reqsz;
@@ -1318,7 +1345,7 @@ main(int argc, char *argv[])
 	if (warmup == 0 && !filling) {
 		measuring = 1;
 		t0 = start;
-		srv0 = server_pid > 0 ? server_cpu_ns(server_pid) : 0;
+		server_times(server_pid, &srv0);
 		cli0 = self_cpu_ns();
 		machine_cpu_ns(&busy0, &steal0);
 	}
@@ -1347,7 +1374,7 @@ main(int argc, char *argv[])
 			/* Warm-up over: count from here. */
 			measuring = 1;
 			t0 = t;
-			srv0 = server_pid > 0 ? server_cpu_ns(server_pid) : 0;
+			server_times(server_pid, &srv0);
 			cli0 = self_cpu_ns();
 			machine_cpu_ns(&busy0, &steal0);
 		}
@@ -1374,11 +1401,13 @@ poll:
 	}
 	stopping = 1;
 	t = now_ns();
-	if (server_pid > 0)
-		srv = server_cpu_ns(server_pid) - srv0;
+	server_times(server_pid, &srv);
+	srv.cpu_ns -= srv0.cpu_ns;
+	srv.user -= srv0.user;
+	srv.sys -= srv0.sys;
 	cli = self_cpu_ns() - cli0;
 	machine_cpu_ns(&busy, &steal);
-	report((double)(t - t0) / 1e9, srv, cli, busy - busy0, steal - steal0);
+	report((double)(t - t0) / 1e9, &srv, cli, busy - busy0, steal - steal0);
 
 	for (i = 0; i < nconns; i++) {
 		close(conns[i].fd);

@@ -252,7 +252,8 @@ awk -v scenarios="$scenarios" -v servers="$SERVERS" -v clients="$CLIENTS" \
 	if (kv["other_cpu_pct"] + 0 > maxother)
 		maxother = kv["other_cpu_pct"] + 0
 	errs += kv["errors"]
-	split("rps p50_us p99_us server_cpu_us_per_req client_cpu_pct " \
+	split("rps p50_us p99_us server_cpu_us_per_req " \
+	    "server_sys_us_per_req server_cpu_pct client_cpu_pct " \
 	    "other_cpu_pct", names)
 	for (m in names) {
 		key = k SUBSEP names[m]
@@ -270,19 +271,21 @@ END {
 	for (j = 1; j <= nv; j++)
 		has[sv[j]] = 1
 	print ""
-	printf "%-10s %-10s %10s %9s %9s %12s %13s %7s\n", "scenario", \
-	    "server", "pairs/s", "p50_us", "p99_us", "cpu_us/pair", \
-	    "loadgen_cpu%", "other%"
+	printf "%-10s %-10s %10s %9s %9s %12s %12s %13s %7s\n", \
+	    "scenario", "server", "pairs/s", "p50_us", "p99_us", \
+	    "cpu_us/pair", "sys_us/pair", "loadgen_cpu%", "other%"
 	for (i = 1; i <= ns; i++) {
 		for (j = 1; j <= nv; j++) {
 			k = sv[j] SUBSEP sc[i]
 			if (cnt[k SUBSEP "rps"] == 0)
 				continue
-			printf "%-10s %-10s %10.0f %9.1f %9.1f %12.2f %13.0f" \
-			    " %7.0f\n", sc[i], sv[j], med(sv[j], sc[i], "rps"), \
+			printf "%-10s %-10s %10.0f %9.1f %9.1f %12.2f %12.2f" \
+			    " %13.0f %7.0f\n", sc[i], sv[j], \
+			    med(sv[j], sc[i], "rps"), \
 			    med(sv[j], sc[i], "p50_us"), \
 			    med(sv[j], sc[i], "p99_us"), \
 			    med(sv[j], sc[i], "server_cpu_us_per_req"), \
+			    med(sv[j], sc[i], "server_sys_us_per_req"), \
 			    med(sv[j], sc[i], "client_cpu_pct"), \
 			    med(sv[j], sc[i], "other_cpu_pct")
 		}
@@ -294,7 +297,9 @@ END {
 	    " after the other (3 round trips, as a breaker must), redis-pipe" \
 	    " pipelined (1 round trip, the best case for Redis)." \
 	    " cpu_us/pair: the server'"'"'s CPU time" \
-	    " per pair or call, all threads, /proc schedstat. other%: CPU" \
+	    " per pair or call, all threads, /proc schedstat; sys_us/pair:" \
+	    " the part of it spent in the kernel (system calls, the wake-ups" \
+	    " of the load generator), /proc/PID/stat. other%: CPU" \
 	    " used by anything else on the machine, in % of one CPU)"
 	if (disturbed > 0)
 		printf "note: %d of %d runs had other load above 20%%" \
@@ -316,6 +321,20 @@ END {
 			    sc[i], ratio(med("ermd", sc[i], \
 			    "server_cpu_us_per_req"), med("redis-seq", sc[i], \
 			    "server_cpu_us_per_req"))
+			# Where both servers are the bottleneck (a CPU each,
+			# busy all the time), 1.5x needs the CPU of an ermd
+			# pair at that of a Redis call / 1.5; the kernel part
+			# of the pair alone (two round trips) is its floor.
+			need = med("redis-seq", sc[i], \
+			    "server_cpu_us_per_req") / 1.5
+			sys = med("ermd", sc[i], "server_sys_us_per_req")
+			if (need > 0 && sys > 0 && \
+			    med("ermd", sc[i], "server_cpu_pct") >= 90 && \
+			    med("redis-seq", sc[i], "server_cpu_pct") >= 90)
+				printf "%-46s %7s   %s\n", "ermd kernel us/pair / 1.5x" \
+				    " budget, " sc[i], \
+				    ratio(sys, need), sprintf("(%.2f of %.2f)", \
+				    sys, need)
 		}
 	# Against all three commands in one round trip: no breaker can.
 	if (has["ermd"] && has["redis-pipe"])
