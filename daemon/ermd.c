@@ -258,6 +258,7 @@ modules_stop(void)
 {
 	workflow_stop();
 	m_op_stop();
+	m_breaker_stop();
 	decide_stop();
 	storage_stop();
 	backup_stop();

@@ -58,10 +58,26 @@ struct acquire_wait {
 	struct clock_timer	*timer;
 	char			 name[BREAKER_NAME_MAX + 1];
 	uint64_t		 deadline;
+	struct acquire_wait	*prev, *next;	/* all waits, for the stop */
 };
+
+static struct acquire_wait	*waits;
 
 static int	acquire_try(struct ermd_req *, const char *, uint64_t,
 		    struct acquire_wait *);
+
+static void
+wait_free(struct acquire_wait *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		waits = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	clock_timer_free(w->timer);
+	free(w);
+}
 
 static void
 acquire_again(void *arg)
@@ -76,9 +92,23 @@ acquire_again(void *arg)
 		rc = acquire_try(req, w->name, w->deadline, w);
 	if (rc == REQ_ASYNC)
 		return;		/* still waiting, or waiting for a commit */
-	clock_timer_free(w->timer);
-	free(w);
+	wait_free(w);
 	req_finish(req, rc);
+}
+
+/*
+ * Stopping: every wait still running ends now, answered as if its wait_ms
+ * had run out, so that its reply goes out before the connections close.
+ */
+void
+m_breaker_stop(void)
+{
+	struct acquire_wait	*w;
+
+	while ((w = waits) != NULL) {
+		w->deadline = 0;
+		acquire_again(w);
+	}
 }
 
 /*
@@ -148,6 +178,9 @@ acquire_try(struct ermd_req *req, const char *name, uint64_t deadline,
 			w->req = req;
 			w->deadline = deadline;
 			snprintf(w->name, sizeof(w->name), "%s", name);
+			if ((w->next = waits) != NULL)
+				waits->prev = w;
+			waits = w;
 		}
 		clock_timer_at(w->timer, next);
 		return (REQ_ASYNC);
@@ -160,10 +193,8 @@ acquire_try(struct ermd_req *req, const char *name, uint64_t deadline,
 	if (w != NULL) {
 		/* A later try: the wait ends here, whatever the outcome. */
 		st = decide_reply(req, st);
-		if (st == REQ_ASYNC) {
-			clock_timer_free(w->timer);
-			free(w);
-		}
+		if (st == REQ_ASYNC)
+			wait_free(w);
 		return (st);
 	}
 	return (decide_reply(req, st));

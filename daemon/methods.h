@@ -42,6 +42,7 @@ int	m_breaker_reset(struct ermd_req *);
 int	m_error_classify(struct ermd_req *);
 int	m_retry_next(struct ermd_req *);
 int	m_retry_policy(struct ermd_req *);
+void	m_breaker_stop(void);
 
 /* m_op.c */
 int	m_op_begin(struct ermd_req *);

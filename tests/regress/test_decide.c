@@ -148,6 +148,41 @@ START_TEST(acquire_waits_for_half_open)
 }
 END_TEST
 
+/*
+ * A wait still running when ermd stops is answered then, as if its
+ * wait_ms had run out, before the connection closes; ermd exits 0.
+ */
+START_TEST(acquire_wait_answered_at_stop)
+{
+	int	 fd, waiter;
+	json_t	*r;
+
+	daemon_start(&d, NULL, NULL);
+	fd = raw_connect(d.sock);
+	waiter = raw_connect(d.sock);
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"held\",\"state\":\"forced_open\"}}");
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	close(fd);
+	raw_send_frame(waiter, "{\"id\":9,\"method\":\"breaker.acquire\","
+	    "\"params\":{\"name\":\"held\",\"wait_ms\":300000}}");
+	ck_assert_ptr_null(raw_recv(waiter, 300));	/* waiting */
+	ck_assert_int_eq(daemon_stop_keep(&d), 0);
+	r = raw_recv(waiter, 5000);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "id")), 9);
+	ck_assert_int_eq(reply_code(r), 1004);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+	    json_object_get(r, "error"), "data"), "state")), "forced_open");
+	json_decref(r);
+	ck_assert(raw_closed(waiter, 5000));
+	close(waiter);
+	daemon_restart(&d);
+	assert_serves(&d);
+}
+END_TEST
+
 /* A half-open permit whose connection closes counts as a failure. */
 START_TEST(lease_of_a_closed_connection)
 {
@@ -1854,6 +1889,7 @@ main(void)
 	tcase_add_test(tc, consecutive_failures_open_and_recover);
 	tcase_add_test(tc, lease_of_a_closed_connection);
 	tcase_add_test(tc, acquire_waits_for_half_open);
+	tcase_add_test(tc, acquire_wait_answered_at_stop);
 	tcase_add_test(tc, permit_ttl_and_stale_generation);
 	tcase_add_test(tc, state_survives_kill9);
 	tcase_add_test(tc, window_counters_journal_and_compaction);
