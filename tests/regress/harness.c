@@ -622,6 +622,37 @@ file_has(const char *path, const char *needle, int wait_ms)
 }
 
 int
+documented_conf(const char *dst)
+{
+	char	 line[1024], *p;
+	FILE	*in, *out;
+	int	 keys = 0, backend = 0;
+
+	ck_assert_ptr_nonnull(in = fopen("conf/ermd.conf", "r"));
+	ck_assert_ptr_nonnull(out = fopen(dst, "w"));
+	while (fgets(line, sizeof(line), in) != NULL) {
+		p = line;
+		if (line[0] == '[' || strncmp(line, "#[", 2) == 0)
+			backend = strstr(line, "[backend.") != NULL;
+		if (backend && strncmp(line, "#url =", 6) == 0)
+			continue;
+		if (strncmp(line, "#[", 2) == 0) {
+			if ((p = strstr(line + 1, ".NAME]")) != NULL)
+				memcpy(p, ".doc]\n", 7);
+			p = line + 1;
+		} else if (line[0] == '#' && line[1] >= 'a' &&
+		    line[1] <= 'z' && strstr(line, " =") != NULL) {
+			p = line + 1;
+			keys++;
+		}
+		fputs(p, out);
+	}
+	fclose(in);
+	ck_assert_int_eq(fclose(out), 0);
+	return (keys);
+}
+
+int
 daemon_log_has(const struct daemon *d, const char *needle, int wait_ms)
 {
 	return (file_has(d->log, needle, wait_ms));

@@ -63,6 +63,14 @@ const char *read_text(const char *path);
 /* 1 once the file at path holds needle, waiting up to wait_ms; else 0
  * (a file not there yet is waited for too). */
 int	 file_has(const char *path, const char *needle, int wait_ms);
+/*
+ * Write to dst the shipped conf/ermd.conf with every key it documents set
+ * to the default it shows: "#key = value" lines uncommented,
+ * "#[backend.NAME]" and "#[root.NAME]" made sections ([backend.doc]...;
+ * prose is "# text"). The backend's url stays out: the file shows path and
+ * url as the two kinds. Returns the number of keys uncommented.
+ */
+int	 documented_conf(const char *dst);
 /* Replace the config file's text (for reload tests). */
 void	 daemon_write_conf(struct daemon *, const char *conf);
 

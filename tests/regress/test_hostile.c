@@ -9,7 +9,8 @@
  * and a message, never an internal error; no method may keep a client
  * waiting unless waiting is what it was asked for; and afterwards the
  * daemon must still serve, store and stop cleanly (under `make asan`,
- * without a leak).
+ * without a leak). The same for the config file: hundreds of damaged
+ * copies of the documented config through `ermd -t` and config.reload.
  *
  * The choices are a fixed sequence: HOSTILE_SEED (default 1) and HOSTILE_N
  * (the number of requests, default 4000) replay or widen it (the ids the
@@ -872,6 +873,215 @@ START_TEST(random_params_to_every_method)
 }
 END_TEST
 
+/* ---- hostile configs ----------------------------------------------------- */
+
+static const char *const bad_values[] = {
+	"", "-1", "0", "1", "99999999999999999999", "1e309", "-0.5", "nan",
+	"abc", "true", "no", "1,2,3", ",", "  x  ", "/nonexistent/dir", "/",
+	"%s%n", "0x10", "100ms", "1 2", "\"quoted\"", "; comment",
+	"# not a comment", "\xc3\xa9", "\x01\x7f", "relative/dir",
+	"ftp://example.invalid/", "http://", "0660", "99999", "nogroup",
+};
+#define NBADVALUES	(sizeof(bad_values) / sizeof(bad_values[0]))
+
+static const char *const bad_lines[] = {
+	"[", "]", "[]", "[daemon", "= x", "key", "[backend.]", "[root.]",
+	"[breaker.]", "[nope]", "x = y", "[daemon]", "[store]", "[breaker.a b]",
+	"[retry.p]", "  [daemon]  ", "\t= ", "[backend.x]\nurl = ftp://x",
+	"[root.x]\npath = relative/dir", "[alert.x]", "[breaker.b1]",
+	"[backend.d1]", "failure_threshold = 0", "window = count",
+	"window_size = 0", "[retry.default]", "max_attempts = -3",
+};
+#define NBADLINES	(sizeof(bad_lines) / sizeof(bad_lines[0]))
+
+#define MAXLINES	1024
+
+/*
+ * The documented config (every key the shipped file shows, set), with its
+ * example paths moved into this run's directory so that a reload applying
+ * it touches nothing outside.
+ */
+static char	*base[MAXLINES];
+static size_t	 nbase;
+
+static void
+load_base(void)
+{
+	char	 path[300], line[1024], *p, moved[1400];
+	FILE	*f;
+
+	snprintf(path, sizeof(path), "%s/documented.conf", d.dir);
+	ck_assert_int_ge(documented_conf(path), 99);
+	ck_assert_ptr_nonnull(f = fopen(path, "r"));
+	while (nbase < MAXLINES && fgets(line, sizeof(line), f) != NULL) {
+		if ((p = strstr(line, "/var/lib/ermd/fallback")) != NULL)
+			snprintf(moved, sizeof(moved), "path = %s/d1\n", d.dir);
+		else if ((p = strstr(line, "/srv/data")) != NULL)
+			snprintf(moved, sizeof(moved), "path = %s\n",
+			    root_dir);
+		else
+			snprintf(moved, sizeof(moved), "%s", line);
+		base[nbase++] = strdup(moved);
+	}
+	fclose(f);
+}
+
+static void
+free_base(void)
+{
+	while (nbase > 0)
+		free(base[--nbase]);
+}
+
+static int
+is_key_line(const char *l)
+{
+	return (l[0] >= 'a' && l[0] <= 'z' && strstr(l, " = ") != NULL);
+}
+
+/*
+ * The base with one to four changes: a key's value made hostile, a line
+ * put in, a line taken out.
+ */
+static void
+write_mutant(const char *path)
+{
+	char	*lines[MAXLINES + 8], *owned[8], *eq;
+	char	 longv[6000];
+	size_t	 n = nbase, i, j, k, nowned = 0, changes = 1 + pick(4);
+	FILE	*f;
+
+	memcpy(lines, base, nbase * sizeof(char *));
+	for (k = 0; k < changes; k++) {
+		i = pick(n);
+		switch (pick(4)) {
+		case 0:
+		case 1:
+			for (j = 0; j < n && !is_key_line(lines[i]); j++)
+				i = (i + 1) % n;
+			if (!is_key_line(lines[i]))
+				break;
+			eq = strstr(lines[i], " = ");
+			if (pick(10) == 0) {
+				memset(longv, 'x', sizeof(longv) - 1);
+				longv[sizeof(longv) - 1] = '\0';
+			} else
+				snprintf(longv, sizeof(longv), "%s",
+				    bad_values[pick(NBADVALUES)]);
+			if (asprintf(&owned[nowned], "%.*s = %s\n",
+			    (int)(eq - lines[i]), lines[i], longv) == -1)
+				ck_abort_msg("asprintf");
+			lines[i] = owned[nowned++];
+			break;
+		case 2:
+			if (n == MAXLINES + 8)
+				break;
+			memmove(lines + i + 1, lines + i, (n - i) *
+			    sizeof(char *));
+			if (asprintf(&owned[nowned], "%s\n",
+			    bad_lines[pick(NBADLINES)]) == -1)
+				ck_abort_msg("asprintf");
+			lines[i] = owned[nowned++];
+			n++;
+			break;
+		default:
+			memmove(lines + i, lines + i + 1, (n - i - 1) *
+			    sizeof(char *));
+			n--;
+			break;
+		}
+	}
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	for (i = 0; i < n; i++)
+		fputs(lines[i], f);
+	ck_assert_int_eq(fclose(f), 0);
+	while (nowned > 0)
+		free(owned[--nowned]);
+}
+
+/*
+ * `ermd -t` on hundreds of damaged configs: each is either ok (exit 0,
+ * "configuration ok") or refused with exit 78 and messages that name the
+ * file - never a crash. Then a running ermd reloads damaged configs: each
+ * reload is taken (0) or refused (1003) and the daemon keeps serving;
+ * it exits 0 at the end (no leak under make asan).
+ */
+START_TEST(damaged_configs_are_refused_clearly)
+{
+	char		 path[300], out[16384], want[400];
+	const char	*argv[] = { ermd_path(), "-t", "-c", path, NULL };
+	const char	*env;
+	unsigned long	 seed = 1;
+	int		 n, rc, ok = 0, refused = 0, taken = 0, fd;
+	json_t		*r;
+
+	if ((env = getenv("HOSTILE_SEED")) != NULL)
+		seed = strtoul(env, NULL, 10);
+	rng_state = seed * 0x9E3779B97F4A7C15ULL + 2;
+	start();
+	load_base();
+	snprintf(path, sizeof(path), "%s/mutant.conf", d.dir);
+	for (n = 1; n <= 200; n++) {
+		write_mutant(path);
+		rc = run_prog(out, sizeof(out), argv);
+		ck_assert_msg(rc == 0 || rc == 78, "seed %lu config %d: "
+		    "ermd -t exited %d:\n%.4000s\n--- the config:\n%.8000s",
+		    seed, n, rc, out, read_text(path));
+		if (rc == 0) {
+			snprintf(want, sizeof(want), "%s: configuration ok\n",
+			    path);
+			ck_assert_str_eq(out, want);
+			ok++;
+		} else {
+			ck_assert_msg(strncmp(out, path, strlen(path)) == 0,
+			    "seed %lu config %d: refused without naming the "
+			    "file: %.2000s", seed, n, out);
+			refused++;
+		}
+	}
+	/* Both kinds came up: the changes are neither all fatal nor all
+	 * harmless. */
+	ck_assert_int_gt(ok, 10);
+	ck_assert_int_gt(refused, 10);
+
+	ck_assert_int_ne(fd = raw_connect(d.sock), -1);
+	for (n = 1; n <= 60; n++) {
+		write_mutant(d.conf);
+		r = call_on(fd, "{\"id\":%d,\"method\":\"config.reload\"}", n);
+		rc = reply_code(r);
+		ck_assert_msg(rc == 0 || rc == 1003, "seed %lu reload %d: "
+		    "code %d", seed, n, rc);
+		if (rc == 0)
+			taken++;
+		json_decref(r);
+		r = call_on(fd, "{\"id\":1,\"method\":\"ping\"}");
+		ck_assert_int_eq(reply_code(r), 0);
+		json_decref(r);
+	}
+	ck_assert_int_gt(taken, 0);
+	/* The undamaged config again (a taken mutant may have set
+	 * max_connections to 1), then a new connection is served. */
+	{
+		FILE	*f;
+		size_t	 i;
+
+		ck_assert_ptr_nonnull(f = fopen(d.conf, "w"));
+		for (i = 0; i < nbase; i++)
+			fputs(base[i], f);
+		ck_assert_int_eq(fclose(f), 0);
+	}
+	r = call_on(fd, "{\"id\":1,\"method\":\"config.reload\"}");
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	close(fd);
+	fprintf(stderr, "hostile configs: seed %lu, %d ok and %d refused by "
+	    "-t, %d of 60 reloads taken\n", seed, ok, refused, taken);
+	free_base();
+	assert_serves(&d);
+	ck_assert_int_eq(daemon_stop(&d), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -881,6 +1091,10 @@ main(void)
 	int	 failed;
 
 	tcase_add_test(tc, random_params_to_every_method);
+	tcase_set_timeout(tc, 600);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("config");
+	tcase_add_test(tc, damaged_configs_are_refused_clearly);
 	tcase_set_timeout(tc, 600);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
