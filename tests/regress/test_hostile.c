@@ -9,8 +9,10 @@
  * and a message, never an internal error; no method may keep a client
  * waiting unless waiting is what it was asked for; and afterwards the
  * daemon must still serve, store and stop cleanly (under `make asan`,
- * without a leak). The same for the config file: hundreds of damaged
- * copies of the documented config through `ermd -t` and config.reload.
+ * without a leak). The same for the config file (hundreds of damaged
+ * copies of the documented config through `ermd -t` and config.reload)
+ * and for ermctl (working command lines with a word swapped or put in:
+ * every exit status one that ermctl(1) documents, never a crash).
  *
  * The choices are a fixed sequence: HOSTILE_SEED (default 1) and HOSTILE_N
  * (the number of requests, default 4000) replay or widen it (the ids the
@@ -21,7 +23,10 @@
 
 #include <sys/stat.h>
 
+#include <limits.h>
+
 #include <check.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1082,6 +1087,136 @@ START_TEST(damaged_configs_are_refused_clearly)
 }
 END_TEST
 
+/* ---- hostile ermctl command lines --------------------------------------- */
+
+/*
+ * ermctl command lines that work, taken apart: a word swapped, a word put
+ * in. Left out of both lists on purpose: what runs until interrupted or
+ * runs programs (events, run, errors --follow, workflow watch, submit
+ * --wait). File arguments are names relative to this run's directory,
+ * the working directory here, or its absolute paths.
+ */
+/* "@" stands for a file under the root, "wf" for a workflow file. */
+static const char *const ctl_lines[] = {
+	"status", "ping", "version", "metrics", "metrics --prometheus",
+	"config reload", "breaker list", "breaker list --state open",
+	"breaker show b1", "breaker reset b1", "breaker open b1",
+	"breaker close b1", "breaker disable b1",
+	"classify --errno ECONNRESET", "classify --http 503 --message x",
+	"errors", "errors --since 1h --limit 5", "stats", "stats --window 5m",
+	"storage status", "storage check", "storage put key1 @",
+	"storage get key1 out.bin", "backup create --tag t @", "backup list",
+	"backup list --path @", "backup restore --yes @", "backup verify",
+	"backup prune --keep-last 3", "oplog --limit 3", "workflow submit wf",
+	"workflow list", "workflow list --state running", "completion bash",
+	"help",
+};
+#define NLINES	(sizeof(ctl_lines) / sizeof(ctl_lines[0]))
+
+/* Words to put in or swap in. */
+static const char *const ctl_words[] = {
+	"reload", "list", "show", "reset", "open", "close", "disable",
+	"status", "check", "put", "get", "create", "restore", "verify",
+	"prune", "submit", "cancel", "bash", "nope", "", "--json",
+	"--timeout", "--prometheus", "--state", "--errno", "--http",
+	"--exception", "--message", "--exit-code", "--signal", "--category",
+	"--since", "--op", "--severity", "--limit", "--window", "--tag",
+	"--path", "--yes", "--keep-last", "--older-than", "--help", "-h",
+	"-V", "--", "-", "--timeout=0", "--limit=-1", "--bogus", "-x",
+	"b1", "s3", "closed", "forced_open", "ECONNRESET", "503", "-1", "0",
+	"99999999999999999999", "1h", "5m", "-5s", "1e9", "critical",
+	"NETWORK_ERROR", "key1", "out.bin", "wf.json", "sub", "%s%n",
+	"\xc3\xa9", "--state=open", "--errno=", "--http=abc",
+};
+#define NCTL	(sizeof(ctl_words) / sizeof(ctl_words[0]))
+
+START_TEST(random_ermctl_command_lines)
+{
+	char		 ctl[4096], cwd[4096], out[65536], asan[512], wf[400];
+	const char	*argv[16], *env, *old_asan;
+	char		 line[2048], words[200], *w, *save = NULL;
+	unsigned long	 seed = 1;
+	size_t		 i, len;
+	int		 base_argc;
+	int		 n, rc, argc, err_fd, null_fd, seen[6] = { 0 };
+
+	if ((env = getenv("HOSTILE_SEED")) != NULL)
+		seed = strtoul(env, NULL, 10);
+	rng_state = seed * 0x9E3779B97F4A7C15ULL + 3;
+	start();
+	ck_assert_ptr_nonnull(realpath(ermctl_path(), ctl));
+	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+	ck_assert_int_eq(chdir(d.dir), 0);
+	snprintf(wf, sizeof(wf), "%s/wf.json", d.dir);
+	write_text(wf, "{\"name\":\"w\",\"steps\":[{\"name\":\"a\","
+	    "\"action\":{\"type\":\"sleep\",\"ms\":1}}]}");
+	/* Under make asan, a sanitizer report must not pass for exit 1. */
+	old_asan = getenv("ASAN_OPTIONS");
+	snprintf(asan, sizeof(asan), "%s%sexitcode=86",
+	    old_asan != NULL ? old_asan : "", old_asan != NULL ? ":" : "");
+	setenv("ASAN_OPTIONS", asan, 1);
+	ck_assert_int_ne(err_fd = dup(STDERR_FILENO), -1);
+	ck_assert_int_ne(null_fd = open("/dev/null", O_WRONLY), -1);
+	dup2(null_fd, STDERR_FILENO);
+	close(null_fd);
+	for (n = 1; n <= 300; n++) {
+		argc = 0;
+		argv[argc++] = ctl;
+		argv[argc++] = "--socket";
+		argv[argc++] = d.sock;
+		argv[argc++] = "--timeout";
+		argv[argc++] = "10000";
+		/* A line that works, then a word swapped, a word put in. */
+		snprintf(words, sizeof(words), "%s", ctl_lines[pick(NLINES)]);
+		base_argc = argc;
+		for (w = strtok_r(words, " ", &save); w != NULL && argc < 12;
+		    w = strtok_r(NULL, " ", &save))
+			argv[argc++] = strcmp(w, "@") == 0 ? root_file :
+			    strcmp(w, "wf") == 0 ? wf : w;
+		if (pick(3) == 0)
+			argv[base_argc + pick((size_t)(argc - base_argc))] =
+			    ctl_words[pick(NCTL)];
+		if (pick(3) == 0 && argc < 15) {
+			i = base_argc + pick((size_t)(argc - base_argc + 1));
+			memmove(argv + i + 1, argv + i, (size_t)(argc - (int)i) *
+			    sizeof(char *));
+			argv[i] = pick(8) == 0 ? root_new : ctl_words[pick(NCTL)];
+			argc++;
+		}
+		argv[argc] = NULL;
+		for (line[0] = '\0', i = 3; i < (size_t)argc; i++) {
+			len = strlen(line);
+			snprintf(line + len, sizeof(line) - len, " '%s'",
+			    argv[i]);
+		}
+		rc = run_prog(out, sizeof(out), argv);
+		if (rc == 0 || rc == 1 || rc == 2 || rc == 3 || rc == 77 ||
+		    rc == 78) {
+			seen[rc == 77 ? 4 : rc == 78 ? 5 : rc]++;
+			continue;
+		}
+		dup2(err_fd, STDERR_FILENO);
+		ck_abort_msg("seed %lu line %d: ermctl%s exited %d", seed, n,
+		    line, rc);
+	}
+	/* Its complaints went to /dev/null; the test's own go to stderr. */
+	dup2(err_fd, STDERR_FILENO);
+	close(err_fd);
+	if (old_asan != NULL)
+		setenv("ASAN_OPTIONS", old_asan, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	fprintf(stderr, "hostile ermctl: seed %lu, exit 0: %d, 1: %d, 2: %d, "
+	    "3: %d, 77: %d, 78: %d\n", seed, seen[0], seen[1], seen[2],
+	    seen[3], seen[4], seen[5]);
+	ck_assert_int_gt(seen[0], 30);
+	ck_assert_int_gt(seen[2], 30);
+	ck_assert_int_eq(chdir(cwd), 0);
+	assert_serves(&d);
+	ck_assert_int_eq(daemon_stop(&d), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1091,6 +1226,10 @@ main(void)
 	int	 failed;
 
 	tcase_add_test(tc, random_params_to_every_method);
+	tcase_set_timeout(tc, 600);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("ermctl");
+	tcase_add_test(tc, random_ermctl_command_lines);
 	tcase_set_timeout(tc, 600);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("config");
