@@ -781,6 +781,36 @@ start(void)
 	daemon_start_env(&d, conf, NULL, NULL, -1);
 }
 
+/*
+ * Every method the daemon dispatches is in methods[] above: a new method
+ * is fed hostile params from the day it lands. Read from the dispatch
+ * table's source, rows of the form { "name", flags, handler }.
+ */
+static void
+assert_table_complete(void)
+{
+	const char	*src = read_text("daemon/dispatch.c"), *p, *q;
+	char		 name[64];
+	size_t		 i, len, rows = 0;
+
+	for (p = strstr(src, "\t{ \""); p != NULL;
+	    p = strstr(p + 1, "\t{ \"")) {
+		p += 4;
+		if ((q = strchr(p, '"')) == NULL || (len = (size_t)(q - p)) >=
+		    sizeof(name))
+			continue;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		for (i = 0; i < NMETHODS; i++)
+			if (strcmp(methods[i].name, name) == 0)
+				break;
+		ck_assert_msg(i < NMETHODS, "method %s is not in "
+		    "test_hostile.c's methods[]", name);
+		rows++;
+	}
+	ck_assert_uint_ge(rows, 40);
+}
+
 START_TEST(random_params_to_every_method)
 {
 	const char	*env;
@@ -797,6 +827,7 @@ START_TEST(random_params_to_every_method)
 		total = atoi(env);
 	verbose = getenv("HOSTILE_VERBOSE") != NULL;
 	rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
+	assert_table_complete();
 	start();
 	ck_assert_int_ne(fd = raw_connect(d.sock), -1);
 	for (n = 1; n <= total; n++) {
