@@ -331,10 +331,10 @@ END {
 			if (need > 0 && sys > 0 && \
 			    med("ermd", sc[i], "server_cpu_pct") >= 90 && \
 			    med("redis-seq", sc[i], "server_cpu_pct") >= 90)
-				printf "%-46s %7s   %s\n", "ermd kernel us/pair / 1.5x" \
-				    " budget, " sc[i], \
-				    ratio(sys, need), sprintf("(%.2f of %.2f)", \
-				    sys, need)
+				printf "%-46s %7s   %s\n", \
+				    "ermd kernel us/pair / 1.5x budget, " \
+				    sc[i], ratio(sys, need), \
+				    sprintf("(%.2f of %.2f)", sys, need)
 		}
 	# Against all three commands in one round trip: no breaker can.
 	if (has["ermd"] && has["redis-pipe"])

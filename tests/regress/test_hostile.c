@@ -64,7 +64,8 @@ pick(size_t n)
 struct method {
 	const char		*name;
 	const char *const	*params;
-	int			 may_wait;	/* may rightly keep us waiting */
+	int			 may_wait;	/* may rightly keep us
+						   waiting */
 };
 
 #define P(...)		((const char *const[]){ __VA_ARGS__, NULL })
@@ -149,9 +150,9 @@ static const char *const inner_names[] = {
 #define NINNER	(sizeof(inner_names) / sizeof(inner_names[0]))
 
 /*
- * Step action types. "exec" is left out on purpose: this test runs as
- * root, for whom exec is allowed, and it must not run programs named by
- * chance.
+ * Step action types. "exec" is left out on purpose, and no string this
+ * test sends is "exec": it runs as root, for whom exec is allowed, and it
+ * must not run programs named by chance.
  */
 static const char *const action_types[] = { "copy", "move", "write",
 	"delete", "mkdir", "backup", "restore", "http", "sleep", "client",
@@ -207,7 +208,8 @@ pool_add(int kind, const char *s)
 	struct pool	*p = &pools[kind];
 	size_t		 len = strlen(s);
 
-	if (len == 0 || len > 200)
+	/* "exec" may come back in no request: see action_types. */
+	if (len == 0 || len > 200 || strcmp(s, "exec") == 0)
 		return;
 	free(p->v[p->next]);
 	p->v[p->next] = strdup(s);
@@ -680,7 +682,8 @@ gen_params(const struct method *m)
 	for (i = 0; i < n; i++) {
 		if (mode < 6)
 			json_object_set_new(p, m->params[i], pick(2) ?
-			    gen_plausible(m->name, m->params[i]) : gen_value(1));
+			    gen_plausible(m->name, m->params[i]) :
+			    gen_value(1));
 		else if (i == 0 || pick(5) != 0)
 			json_object_set_new(p, m->params[i],
 			    gen_plausible(m->name, m->params[i]));
@@ -1209,9 +1212,10 @@ START_TEST(random_ermctl_command_lines)
 			    ctl_words[pick(NCTL)];
 		if (pick(3) == 0 && argc < 15) {
 			i = base_argc + pick((size_t)(argc - base_argc + 1));
-			memmove(argv + i + 1, argv + i, (size_t)(argc - (int)i) *
-			    sizeof(char *));
-			argv[i] = pick(8) == 0 ? root_new : ctl_words[pick(NCTL)];
+			memmove(argv + i + 1, argv + i,
+			    (size_t)(argc - (int)i) * sizeof(char *));
+			argv[i] = pick(8) == 0 ? root_new :
+			    ctl_words[pick(NCTL)];
 			argc++;
 		}
 		argv[argc] = NULL;
