@@ -1261,7 +1261,7 @@ breaker_record(struct breakers *reg, const char *name, const char *permit,
 	enum breaker_outcome	 outcome = call->outcome;
 	uint64_t		 now = clock_now_ms(), gen;
 	int			 rc, trial, failure = 0, slow = 0;
-	int			 window_only = 0;
+	int			 windowed = 0;
 
 	memset(res, 0, sizeof(*res));
 	/* An outstanding permit names its breaker: no lookup by name. */
@@ -1330,19 +1330,25 @@ breaker_record(struct breakers *reg, const char *name, const char *permit,
 		trial_outcome(b, failure, slow, "half_open_failure");
 	else {
 		window_add(&b->w, failure, slow, now);
+		windowed = 1;
 		if (failure && call->error != NULL)
-			b->dirty = 1;
-		else
-			window_only = 1;
+			b->dirty = 1;		/* last_error: a snapshot */
 		if (b->state == BRK_CLOSED)
 			closed_check(b);
 	}
 out:
 	res->state = b->state;
-	if (window_only && !b->dirty && reg->hooks.on_outcome != NULL) {
+	/*
+	 * Every outcome the window took is logged, also when a snapshot is
+	 * due anyway (a new breaker, a last_error, a state change): the
+	 * snapshot, taken later, includes the record's seq, so a replay
+	 * never counts it twice, and until then the log is what survives a
+	 * kill -9.
+	 */
+	if (windowed && reg->hooks.on_outcome != NULL) {
 		b->journaled = 1;
 		reg->hooks.on_outcome(reg->hooks.arg, b, failure, slow, now);
-	} else if (window_only)
+	} else if (windowed)
 		b->dirty = 1;
 	flush(b);
 	return (0);
@@ -1350,10 +1356,17 @@ out:
 
 int
 breaker_replay_outcome(struct breakers *reg, const char *name, int failure,
-    int slow, uint64_t at)
+    int slow, uint64_t at, int create)
 {
 	struct breaker	*b = lookup(reg, name);
+	int		 rc;
 
+	if (b == NULL && create) {
+		if ((b = get_or_create(reg, name, &rc)) == NULL)
+			return (-1);
+		b->state_since = b->last_call = at;
+	} else if (b != NULL && at > b->last_call)
+		b->last_call = at;
 	if (b == NULL || (b->state != BRK_CLOSED &&
 	    b->state != BRK_METRICS_ONLY))
 		return (-1);
@@ -1675,8 +1688,11 @@ breakers_sweep(struct breakers *reg)
 	for (n = htab_next(&reg->byname, NULL, &it); n != NULL; n = next) {
 		next = htab_next(&reg->byname, n, &it);
 		b = HTAB_ENTRY(n, struct breaker, node);
+		/* A last call after now: a replayed one, on a clock set
+		 * back. Idle it is not. */
 		if (is_configured(b) || b->state != BRK_CLOSED ||
 		    b->npermits > 0 || b->cfg.idle_evict_ms <= 0 ||
+		    b->last_call > now ||
 		    now - b->last_call < (uint64_t)b->cfg.idle_evict_ms)
 			continue;
 		if (reg->hooks.on_evict != NULL)

@@ -125,10 +125,12 @@ struct breaker_hooks {
 	void	(*on_evict)(void *arg, const struct breaker *b);
 	/*
 	 * on_outcome: an outcome went into the window of a closed or
-	 * metrics_only breaker and changed nothing else that is durable (no
-	 * state, no last_error). The owner may log it and replay it with
+	 * metrics_only breaker. The owner may log it and replay it with
 	 * breaker_replay_outcome() after a restart instead of writing a
-	 * snapshot. NULL: on_change is called instead.
+	 * snapshot. When something else durable changed too (a new
+	 * breaker, a last_error, a state), on_change follows for the
+	 * snapshot, which the owner takes after this call. NULL: on_change
+	 * is called instead.
 	 */
 	void	(*on_outcome)(void *arg, const struct breaker *b, int failure,
 		    int slow, uint64_t at);
@@ -157,11 +159,14 @@ void		 breakers_set_hooks(struct breakers *reg,
  * Put an outcome logged through on_outcome back into the window of the
  * named breaker, at its time, judging nothing (a state change it caused
  * was stored when it happened). At start-up, after breaker_restore() and
- * before the hooks. -1 when there is no such breaker, it is not closed or
- * metrics_only, or the outcome has left a time window.
+ * before the hooks. With create, a breaker not there is made (closed,
+ * its config from the file) as the outcome made it, its last call at the
+ * outcome's time. -1 when there is no such breaker (and create is 0 or
+ * max_breakers is reached), it is not closed or metrics_only, or the
+ * outcome has left a time window.
  */
 int		 breaker_replay_outcome(struct breakers *reg, const char *name,
-		    int failure, int slow, uint64_t at);
+		    int failure, int slow, uint64_t at, int create);
 void		 breakers_set_limits(struct breakers *reg, size_t max_breakers,
 		    size_t max_permits);
 /*

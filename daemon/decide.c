@@ -449,9 +449,11 @@ decide_request_policy(struct ermd_req *req, const char *member,
  * bytes of sequential writing, where a snapshot upsert would dirty a page
  * of the breakers table per call once there are many breakers. Each
  * snapshot row keeps the journal seq it includes; at start-up the journal
- * records after it are put back into the window. Journal and snapshots are
- * written within FLUSH_INTERVAL_MS, so a kill -9 can lose the outcomes of
- * the last moment before it, but never a state.
+ * records after it are put back into the window (a breaker with records
+ * and no row is made again). The journal's file is mapped, so a record is
+ * in the page cache before its reply: a kill -9 loses no outcome. The
+ * journal is synced and the snapshots written within FLUSH_INTERVAL_MS,
+ * so a power cut can lose the outcomes of the last moment, never a state.
  *
  * Past [store] breaker_journal_bytes the journal starts a new file and a
  * compaction rewrites the snapshot of every breaker with outcomes
@@ -877,11 +879,16 @@ replay(const struct journal_rec *rec, void *arg)
 	struct hnode		*h;
 
 	h = htab_find(&r->seqs, rec->name, rec->namelen);
-	if (h == NULL || rec->seq <= HTAB_ENTRY(h, struct restored_seq,
+	if (h != NULL && rec->seq <= HTAB_ENTRY(h, struct restored_seq,
 	    node)->seq)
-		return;
+		return;		/* in the snapshot already */
+	/*
+	 * No snapshot: a breaker made since the last flush, made again here
+	 * (or one evicted since, whose records these are: the sweep after
+	 * the replay evicts it again).
+	 */
 	if (breaker_replay_outcome(dc.breakers, rec->name, rec->failure,
-	    rec->slow, rec->at) == 0)
+	    rec->slow, rec->at, h == NULL) == 0)
 		r->replayed++;
 }
 
@@ -1065,6 +1072,8 @@ decide_start(void)
 		    "replayed", r.n, r.replayed);
 	restored_free(&r);
 	breakers_set_hooks(dc.breakers, &hooks);
+	/* Breakers idle past idle_evict_ms go now (with their rows). */
+	breakers_sweep(dc.breakers);
 	/* What restoring and replaying changed (an open timeout that ran
 	 * out while the daemon was down, window counters) is stored too;
 	 * then the journal files read are no longer needed. */

@@ -1,5 +1,7 @@
 /* The breaker outcome journal; see journal.h. */
 
+#include <sys/mman.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,39 +17,42 @@
 #define MAGIC		"ERMJRNL1"
 #define MAGIC_LEN	8
 #define HDR_LEN		24
-#define BUF_START	(64u << 10)
-#define NO_ROTATION	SIZE_MAX
+#define STEP		((size_t)1 << 20)	/* a file grows by this */
 
 struct journal {
 	char			*prefix;
 	journal_error_fn	 on_error;
 	void			*arg;
 	uint64_t		 seq;
-	uint64_t		 bytes;		/* in the current file */
+	uint64_t		 bytes;		/* appended to the current file */
 	unsigned		 cur;		/* the file appends go to */
 	int			 broken;
-	int			 reviving;	/* the next batch starts afresh */
 	int			 closing;
 	unsigned		 outstanding;	/* batches taken, not done */
 
-	/* The loop's side: what waits for the next batch. */
-	char			*buf;
-	size_t			 len, cap;
-	size_t			 rot_at;	/* bytes of buf for the old file */
+	/*
+	 * The current file, mapped: an append is a copy into the page
+	 * cache, there for a restart even if the process dies the next
+	 * instant. Its blocks are allocated before they are mapped, so a
+	 * full disk shows as an error here, never as SIGBUS on a copy.
+	 */
+	int			 fd;		/* -1 when broken */
+	char			*map;
+	size_t			 off;		/* where the next record goes */
+	size_t			 size;		/* allocated and mapped */
+	int			 dirty;		/* appended since the last take */
+	int			 old_fd;	/* the file before a rotation,
+						   to sync once more, or -1 */
 	unsigned		 remove_upto, remove_sent;
 
-	/* The files' side: only journal_batch_write touches these. */
-	int			 fd;
+	/* The files' side: only journal_batch_write touches it. */
 	unsigned		 removed;	/* files up to it are gone */
 };
 
 struct journal_batch {
 	struct journal	*j;
-	char		*buf;
-	size_t		 len, rot;	/* rot bytes go to the old file */
-	unsigned	 open;		/* the file to start there, or 0 */
+	int		 fd, old_fd;	/* to fdatasync, or -1 */
 	unsigned	 remove_upto;
-	int		 revive;	/* the first after journal_revive() */
 	int		 tried, written;
 	char		 msg[256];	/* why it was not */
 };
@@ -71,6 +76,15 @@ file_path(const struct journal *j, unsigned n, char *path, size_t sz)
 }
 
 /* ---- reading ----------------------------------------------------------- */
+
+static int
+all_zero(const unsigned char *p, size_t n)
+{
+	while (n-- > 0)
+		if (*p++ != 0)
+			return (0);
+	return (1);
+}
 
 /* The numbers N of the existing PREFIX.N, ascending. */
 static int
@@ -169,6 +183,8 @@ replay_file(struct journal *j, const char *path, journal_replay_fn fn,
 			torn = got > 0;
 			break;
 		}
+		if (all_zero(hdr, HDR_LEN))
+			break;		/* the allocated rest of the file */
 		memcpy(&check, hdr, 4);
 		memset(&r, 0, sizeof(r));
 		r.namelen = hdr[4];
@@ -200,44 +216,7 @@ replay_file(struct journal *j, const char *path, journal_replay_fn fn,
 	return (0);
 }
 
-/* ---- writing (on the thread that owns the files) --------------------- */
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t	 w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return (-1);
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return (0);
-}
-
-static int
-open_file(struct journal *j, unsigned n)
-{
-	char	path[PATH_MAX];
-	int	fd;
-
-	if (file_path(j, n, path, sizeof(path)) == -1) {
-		errno = ENAMETOOLONG;
-		return (-1);
-	}
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND |
-	    O_CLOEXEC, 0600)) == -1)
-		return (-1);
-	if (write_all(fd, MAGIC, MAGIC_LEN) == -1) {
-		close(fd);
-		return (-1);
-	}
-	return (fd);
-}
+/* ---- the files' side (the store's writer thread) ------------------------ */
 
 static int
 batch_fail(struct journal_batch *b, const char *what)
@@ -253,36 +232,14 @@ journal_batch_write(struct journal_batch *b)
 	struct journal	*j = b->j;
 	char		 path[PATH_MAX];
 	unsigned	 n;
-	int		 fd;
 
 	/* Once only: the store may run the job holding it twice. */
 	if (b->tried)
 		return (b->written ? 0 : -1);
 	b->tried = 1;
-	/*
-	 * What belongs to the current file; after a revival nothing does,
-	 * and that file (a write failed in it) is left as it is.
-	 */
-	if (b->rot > 0 || b->open == 0) {
-		if (j->fd == -1) {
-			errno = EBADF;
-			return (batch_fail(b, "no open file"));
-		}
-		if (write_all(j->fd, b->buf, b->rot) == -1)
-			return (batch_fail(b, "write"));
-	}
-	if (b->open != 0) {
-		if (b->rot > 0 && fdatasync(j->fd) == -1)
-			return (batch_fail(b, "fdatasync"));
-		if ((fd = open_file(j, b->open)) == -1)
-			return (batch_fail(b, "cannot start a new file"));
-		if (j->fd != -1)
-			close(j->fd);
-		j->fd = fd;
-	}
-	if (write_all(j->fd, b->buf + b->rot, b->len - b->rot) == -1)
-		return (batch_fail(b, "write"));
-	if (b->len > 0 && fdatasync(j->fd) == -1)
+	if (b->old_fd != -1 && fdatasync(b->old_fd) == -1)
+		return (batch_fail(b, "fdatasync"));
+	if (b->fd != -1 && fdatasync(b->fd) == -1)
 		return (batch_fail(b, "fdatasync"));
 	b->written = 1;
 	/* Only now that everything newer is safely written. */
@@ -294,12 +251,117 @@ journal_batch_write(struct journal_batch *b)
 	return (0);
 }
 
+/* ---- the current file (on the loop) ------------------------------------- */
+
+/*
+ * Start PREFIX.n: the magic first, then STEP bytes allocated and mapped.
+ * A file that cannot be made whole is removed again, so that a restart
+ * never reads a file without its magic.
+ */
+static int
+file_start(struct journal *j, unsigned n)
+{
+	char	 path[PATH_MAX];
+	void	*map;
+	int	 fd, e;
+
+	if (file_path(j, n, path, sizeof(path)) == -1) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	if ((fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1)
+		return (-1);
+	if (pwrite(fd, MAGIC, MAGIC_LEN, 0) != MAGIC_LEN)
+		goto fail;
+	if ((e = posix_fallocate(fd, 0, (off_t)STEP)) != 0) {
+		errno = e;
+		goto fail;
+	}
+	if ((map = mmap(NULL, STEP, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+	    0)) == MAP_FAILED)
+		goto fail;
+	j->fd = fd;
+	j->map = map;
+	j->off = MAGIC_LEN;
+	j->size = STEP;
+	j->bytes = 0;
+	return (0);
+fail:
+	e = errno;
+	(void)unlink(path);
+	close(fd);
+	errno = e;
+	return (-1);
+}
+
+/* Allocate and map STEP more bytes of the current file. */
+static int
+file_grow(struct journal *j)
+{
+	void	*map;
+	int	 e;
+
+	if ((e = posix_fallocate(j->fd, (off_t)j->size, (off_t)STEP)) != 0) {
+		errno = e;
+		return (-1);
+	}
+	if ((map = mremap(j->map, j->size, j->size + STEP,
+	    MREMAP_MAYMOVE)) == MAP_FAILED)
+		return (-1);
+	j->map = map;
+	j->size += STEP;
+	return (0);
+}
+
+/*
+ * Let go of the current file: unmapped, cut to what was appended (a
+ * restart reads no allocated rest), its fd returned for a last sync.
+ */
+static int
+file_stop(struct journal *j)
+{
+	int	fd = j->fd;
+
+	if (fd == -1)
+		return (-1);
+	(void)munmap(j->map, j->size);
+	(void)ftruncate(fd, (off_t)j->off);
+	j->fd = -1;
+	j->map = NULL;
+	j->off = j->size = 0;
+	return (fd);
+}
+
+/* The current file failed: broken until journal_revive(). */
+static void
+fail_now(struct journal *j, const char *what)
+{
+	char	msg[300];
+	int	fd;
+
+	snprintf(msg, sizeof(msg), "%s.%u: %s: %s", j->prefix, j->cur, what,
+	    strerror(errno ? errno : EIO));
+	if ((fd = file_stop(j)) != -1)
+		close(fd);
+	j->broken = 1;
+	j->dirty = 0;
+	if (j->on_error != NULL && !j->closing)
+		j->on_error(msg, j->arg);
+}
+
 static void
 journal_free(struct journal *j)
 {
-	if (j->fd != -1)
-		close(j->fd);
-	free(j->buf);
+	int	fd;
+
+	if ((fd = file_stop(j)) != -1) {
+		/* At shutdown, on the loop: the last outcomes too. */
+		(void)fdatasync(fd);
+		close(fd);
+	}
+	if (j->old_fd != -1)
+		close(j->old_fd);
 	free(j->prefix);
 	free(j);
 }
@@ -323,8 +385,7 @@ journal_open(const char *prefix, uint64_t min_seq, journal_replay_fn fn,
 		snprintf(err, errsz, "out of memory");
 		return (NULL);
 	}
-	j->fd = -1;
-	j->rot_at = NO_ROTATION;
+	j->fd = j->old_fd = -1;
 	j->on_error = on_error;
 	j->arg = arg;
 	if (list_files(prefix, &files, &nfiles) == -1) {
@@ -348,7 +409,7 @@ journal_open(const char *prefix, uint64_t min_seq, journal_replay_fn fn,
 		j->removed = j->remove_sent = files[0] - 1;
 	} else
 		j->cur = 1;
-	if ((j->fd = open_file(j, j->cur)) == -1) {
+	if (file_start(j, j->cur) == -1) {
 		snprintf(err, errsz, "%s.%u: %s", prefix, j->cur,
 		    strerror(errno));
 		j->broken = 1;
@@ -367,24 +428,16 @@ journal_append(struct journal *j, const char *name, size_t len, int failure,
 {
 	unsigned char	*p;
 	uint32_t	 check;
-	size_t		 need = HDR_LEN + len, cap;
-	char		*nb;
+	size_t		 need = HDR_LEN + len;
 
-	if (j->broken || len == 0 || len > JOURNAL_NAME_MAX ||
-	    j->len + need > JOURNAL_BUF_MAX)
+	if (j->broken || len == 0 || len > JOURNAL_NAME_MAX)
 		return (0);
-	if (j->len + need > j->cap) {
-		cap = j->cap ? j->cap : BUF_START;
-		while (cap < j->len + need)
-			cap *= 2;
-		if (cap > JOURNAL_BUF_MAX)
-			cap = JOURNAL_BUF_MAX;
-		if ((nb = realloc(j->buf, cap)) == NULL)
+	while (j->off + need > j->size)
+		if (file_grow(j) == -1) {
+			fail_now(j, "cannot grow");
 			return (0);
-		j->buf = nb;
-		j->cap = cap;
-	}
-	p = (unsigned char *)j->buf + j->len;
+		}
+	p = (unsigned char *)j->map + j->off;
 	p[4] = (unsigned char)len;
 	p[5] = (unsigned char)((failure ? 1 : 0) | (slow ? 2 : 0));
 	p[6] = p[7] = 0;
@@ -395,8 +448,9 @@ journal_append(struct journal *j, const char *name, size_t len, int failure,
 	check = fnv1a(p + HDR_LEN, len, fnv1a(p + 4, HDR_LEN - 4,
 	    2166136261u));
 	memcpy(p, &check, 4);
-	j->len += need;
+	j->off += need;
 	j->bytes += need;
+	j->dirty = 1;
 	return (j->seq);
 }
 
@@ -422,23 +476,22 @@ struct journal_batch *
 journal_take(struct journal *j)
 {
 	struct journal_batch	*b;
+	int			 fd = -1;
 
-	if (j->broken || (j->len == 0 && j->rot_at == NO_ROTATION &&
+	if (j->broken || (!j->dirty && j->old_fd == -1 &&
 	    j->remove_upto <= j->remove_sent))
 		return (NULL);
-	if ((b = calloc(1, sizeof(*b))) == NULL)
+	if ((b = calloc(1, sizeof(*b))) == NULL ||
+	    (j->dirty && (fd = dup(j->fd)) == -1)) {
+		free(b);
 		return (NULL);		/* kept for the next one */
+	}
 	b->j = j;
-	b->buf = j->buf;
-	b->len = j->len;
-	b->rot = j->rot_at == NO_ROTATION ? j->len : j->rot_at;
-	b->open = j->rot_at == NO_ROTATION ? 0 : j->cur;
+	b->fd = fd;
+	b->old_fd = j->old_fd;
 	b->remove_upto = j->remove_sent = j->remove_upto;
-	b->revive = j->reviving;
-	j->reviving = 0;
-	j->buf = NULL;
-	j->len = j->cap = 0;
-	j->rot_at = NO_ROTATION;
+	j->old_fd = -1;
+	j->dirty = 0;
 	j->outstanding++;
 	return (b);
 }
@@ -449,23 +502,27 @@ journal_batch_done(struct journal_batch *b)
 	struct journal	*j = b->j;
 
 	j->outstanding--;
-	if (b->written && b->revive)
-		log_info("%s.%u: the journal is written again", j->prefix,
-		    b->open);
+	if (b->fd != -1)
+		close(b->fd);
+	if (b->old_fd != -1)
+		close(b->old_fd);
 	if (!b->written && !j->broken) {
-		j->broken = 1;
-		free(j->buf);
-		j->buf = NULL;
-		j->len = j->cap = 0;
-		if (j->on_error != NULL && !j->closing)
-			j->on_error(b->msg[0] != '\0' ? b->msg : "not written",
-			    j->arg);
-		else if (j->closing)
-			log_warnx("%s: the last outcomes are lost: %s",
-			    j->prefix, b->msg[0] != '\0' ? b->msg :
-			    "not written");
+		/* Not on the disk as it should be: trust snapshots only. */
+		errno = 0;
+		if (j->closing)
+			log_warnx("%s: the last outcomes may not be on the "
+			    "disk: %s", j->prefix, b->msg[0] != '\0' ?
+			    b->msg : "not written");
+		else {
+			j->broken = 1;
+			if (j->fd != -1)
+				close(file_stop(j));
+			j->dirty = 0;
+			if (j->on_error != NULL)
+				j->on_error(b->msg[0] != '\0' ? b->msg :
+				    "not written", j->arg);
+		}
 	}
-	free(b->buf);
 	free(b);
 	if (j->closing && j->outstanding == 0)
 		journal_free(j);
@@ -474,11 +531,16 @@ journal_batch_done(struct journal_batch *b)
 unsigned
 journal_rotate(struct journal *j)
 {
-	if (j->rot_at != NO_ROTATION)
-		return (0);
-	j->rot_at = j->len;
-	j->bytes = 0;
-	return (j->cur++);
+	unsigned	closed = j->cur;
+
+	if (j->old_fd != -1 || j->broken)
+		return (0);		/* one at a time */
+	j->old_fd = file_stop(j);
+	j->dirty = 0;
+	j->cur++;
+	if (file_start(j, j->cur) == -1)
+		fail_now(j, "cannot start a new file");
+	return (closed);
 }
 
 int
@@ -486,11 +548,14 @@ journal_revive(struct journal *j)
 {
 	if (!j->broken || j->outstanding > 0 || j->closing)
 		return (-1);
-	j->broken = 0;
-	j->reviving = 1;
-	j->rot_at = 0;		/* nothing more for the file that failed */
-	j->bytes = 0;
+	/* The file a write failed in stays as it is; a new one starts. */
 	j->cur++;
+	if (file_start(j, j->cur) == -1) {
+		fail_now(j, "cannot start a new file");
+		return (0);
+	}
+	j->broken = 0;
+	log_info("%s.%u: the journal is written again", j->prefix, j->cur);
 	return (0);
 }
 

@@ -1983,8 +1983,9 @@ restart(struct breakers *reg, const char *name,
 }
 
 /*
- * With on_outcome set, an outcome that only moves the window is handed to
- * it instead of on_change; anything else durable still goes to on_change.
+ * With on_outcome set, every outcome the window takes is handed to it; one
+ * that only moves the window calls on_change no more, and anything else
+ * durable (a last_error, a state change) still goes to on_change too.
  */
 START_TEST(test_on_outcome)
 {
@@ -2016,19 +2017,19 @@ START_TEST(test_on_outcome)
 	ck_assert_int_eq(outs.t[1].slow, 0);
 	ck_assert_uint_eq(outs.t[1].at, t0 + 5);
 	ck_assert_int_eq(ev.changes, 1);
-	/* last_error is in the snapshot only. */
+	/* last_error is for the snapshot; the window's part is logged. */
 	ck_assert(rec_full(reg, "cb", NULL, OUTCOME_FAILURE, -1,
 	    CAT_NETWORK_ERROR, err));
-	ck_assert_int_eq(outs.n, 2);
+	ck_assert_int_eq(outs.n, 3);
 	ck_assert_int_eq(ev.changes, 2);
-	/* A failure that opens the breaker is a state change. */
+	/* A failure that opens the breaker: logged, and a state change. */
 	ck_assert(rec(reg, "cb", NULL, OUTCOME_FAILURE));
 	ck_assert_int_eq(st(reg, "cb"), BRK_OPEN);
-	ck_assert_int_eq(outs.n, 2);
+	ck_assert_int_eq(outs.n, 4);
 	ck_assert_int_eq(ev.changes, 3);
 	/* Ignored outcomes change nothing durable. */
 	ck_assert(rec(reg, "other", NULL, OUTCOME_IGNORED));
-	ck_assert_int_eq(outs.n, 2);
+	ck_assert_int_eq(outs.n, 4);
 	json_decref(err);
 	breakers_free(reg);
 }
@@ -2073,7 +2074,7 @@ START_TEST(test_replay_outcome)
 	reg = restart(reg, "cb", &c);
 	for (i = from; i < to; i++)
 		ck_assert_int_eq(breaker_replay_outcome(reg, "cb",
-		    outs.t[i].failure, outs.t[i].slow, outs.t[i].at), 0);
+		    outs.t[i].failure, outs.t[i].slow, outs.t[i].at, 0), 0);
 	after = get(reg, "cb");
 	ck_assert_msg(json_equal(json_object_get(before, "window"),
 	    json_object_get(after, "window")), "%s vs %s",
@@ -2084,8 +2085,19 @@ START_TEST(test_replay_outcome)
 	ck_assert_int_eq(wnum(reg, "cb", "slow_calls"), 3);
 	json_decref(before);
 	json_decref(after);
-	ck_assert_int_eq(breaker_replay_outcome(reg, "nobody", 0, 0, t0),
+	ck_assert_int_eq(breaker_replay_outcome(reg, "nobody", 0, 0, t0, 0),
 	    -1);
+	/* With create, a breaker made since the last snapshot is made
+	 * again, closed, its last call at the outcome's time. */
+	ck_assert_int_eq(breaker_replay_outcome(reg, "fresh", 1, 0, t0, 1), 0);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "fresh", 0, 1, t0 + 5,
+	    1), 0);
+	ck_assert_int_eq(st(reg, "fresh"), BRK_CLOSED);
+	ck_assert_int_eq(wnum(reg, "fresh", "calls"), 2);
+	ck_assert_int_eq(wnum(reg, "fresh", "failures"), 1);
+	ck_assert_int_eq(wnum(reg, "fresh", "slow_calls"), 1);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "not a name", 0, 0, t0,
+	    1), -1);
 	breakers_free(reg);
 
 	/* Replaying never judges: a threshold crossed stays unjudged. */
@@ -2093,13 +2105,13 @@ START_TEST(test_replay_outcome)
 	cset(&c, "failure_threshold", "2");
 	reg = mkreg(&c);
 	call(reg, "k", OUTCOME_SUCCESS);
-	ck_assert_int_eq(breaker_replay_outcome(reg, "k", 1, 0, t0), 0);
-	ck_assert_int_eq(breaker_replay_outcome(reg, "k", 1, 0, t0), 0);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "k", 1, 0, t0, 0), 0);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "k", 1, 0, t0, 0), 0);
 	ck_assert_int_eq(st(reg, "k"), BRK_CLOSED);
 	ck_assert_int_eq(wnum(reg, "k", "consecutive_failures"), 2);
 	/* An open breaker takes none. */
 	ck_assert_int_eq(breaker_force(reg, "k", BRK_FORCED_OPEN, NULL), 0);
-	ck_assert_int_eq(breaker_replay_outcome(reg, "k", 0, 0, t0), -1);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "k", 0, 0, t0, 0), -1);
 	breakers_free(reg);
 
 	/* Time windows: into the bucket of its second, unless gone. */
@@ -2110,9 +2122,9 @@ START_TEST(test_replay_outcome)
 	call(reg, "t", OUTCOME_SUCCESS);			/* second 0 */
 	clock_advance(12000);
 	call(reg, "t", OUTCOME_SUCCESS);			/* second 12 */
-	ck_assert_int_eq(breaker_replay_outcome(reg, "t", 1, 0, t0 + 1000),
+	ck_assert_int_eq(breaker_replay_outcome(reg, "t", 1, 0, t0 + 1000, 0),
 	    -1);						/* left */
-	ck_assert_int_eq(breaker_replay_outcome(reg, "t", 1, 0, t0 + 5000),
+	ck_assert_int_eq(breaker_replay_outcome(reg, "t", 1, 0, t0 + 5000, 0),
 	    0);
 	ck_assert_int_eq(wnum(reg, "t", "calls"), 2);
 	ck_assert_int_eq(wnum(reg, "t", "failures"), 1);

@@ -1,7 +1,8 @@
 /*
  * The breaker outcome journal: records come back exactly, in order, across
- * files; a torn or damaged tail is dropped, never misread; rotation and
- * removal; the buffer's ceiling; a full disk breaks it loudly.
+ * files, and from a process killed right after appending them; a torn or
+ * damaged tail is dropped, never misread; rotation and removal; files grow
+ * as they fill; a full disk breaks it loudly.
  */
 
 #include <check.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -20,7 +23,7 @@
 static char	dir[64], prefix[256];
 
 static struct {
-	struct journal_rec	 r[2048];
+	struct journal_rec	 r[1 << 16];
 	int			 n;
 	char			 error[256];
 	int			 errors;
@@ -30,7 +33,7 @@ static void
 keep(const struct journal_rec *r, void *arg)
 {
 	(void)arg;
-	if (seen.n < 2048)
+	if (seen.n < (int)(sizeof(seen.r) / sizeof(seen.r[0])))
 		seen.r[seen.n] = *r;
 	seen.n++;
 }
@@ -120,8 +123,9 @@ START_TEST(records_come_back)
 	ck_assert_uint_eq(journal_seq(j), 3);
 	ck_assert_uint_eq(journal_bytes(j), 3 * 24 + 2 + 7 + 2);
 	flush(j);
-	ck_assert_int_eq(size_of(1), 8 + 3 * 24 + 11);
 	journal_close(j);
+	/* Closed, a file is cut to what it holds. */
+	ck_assert_int_eq(size_of(1), 8 + 3 * 24 + 11);
 
 	j = jopen(0, &old);
 	ck_assert_uint_eq(old, 1);
@@ -240,8 +244,8 @@ START_TEST(rotation)
 	journal_append(j, "b", 1, 0, 0, 2);
 	flush(j);
 	ck_assert_int_eq(size_of(1), 8 + 25);
-	ck_assert_int_eq(size_of(2), 8 + 25);
 	ck_assert_uint_eq(journal_rotate(j), 2);
+	ck_assert_int_eq(size_of(2), 8 + 25);
 	journal_remove(j, closed);
 	flush(j);			/* file 1 goes, 3 starts */
 	ck_assert(!exists(1));
@@ -255,35 +259,85 @@ START_TEST(rotation)
 }
 END_TEST
 
-START_TEST(buffer_has_a_ceiling)
+/*
+ * Appends go straight into the file, which grows a step at a time: no
+ * ceiling but the disk's. Names of 1 to JOURNAL_NAME_MAX bytes only.
+ */
+START_TEST(file_grows)
 {
 	struct journal	*j;
 	unsigned	 old;
 	char		 name[JOURNAL_NAME_MAX + 1];
-	uint64_t	 n = 0;
+	uint64_t	 i, n = (3u << 20) / (24 + JOURNAL_NAME_MAX) + 1;
 
 	j = jopen(0, &old);
 	ck_assert_uint_eq(journal_append(j, "", 0, 0, 0, 1), 0);
 	memset(name, 'x', sizeof(name));
 	ck_assert_uint_eq(journal_append(j, name, JOURNAL_NAME_MAX + 1, 0, 0,
 	    1), 0);
-	while (journal_append(j, name, JOURNAL_NAME_MAX, 0, 0, 1) != 0)
-		n++;
-	ck_assert_uint_eq(n, JOURNAL_BUF_MAX / (24 + JOURNAL_NAME_MAX));
-	flush(j);
-	ck_assert_uint_ne(journal_append(j, name, JOURNAL_NAME_MAX, 0, 0, 1),
-	    0);
+	for (i = 0; i < n; i++)
+		ck_assert_uint_eq(journal_append(j, name, JOURNAL_NAME_MAX,
+		    i & 1, 0, i), i + 1);
+	ck_assert_uint_eq(journal_bytes(j), n * (24 + JOURNAL_NAME_MAX));
+	ck_assert_int_ge(size_of(1), (off_t)(8 + n * (24 + JOURNAL_NAME_MAX)));
 	journal_close(j);
 	j = jopen(0, &old);
-	ck_assert_uint_eq((uint64_t)seen.n, n + 1);
+	ck_assert_uint_eq((uint64_t)seen.n, n);
+	ck_assert_uint_eq(seen.r[2047].seq, 2048);
+	ck_assert_int_eq(seen.r[2047].failure, 1);
 	journal_close(j);
 }
 END_TEST
 
 /*
- * Batches taken one after the other and written in that order keep the
- * records' order across a rotation; a batch that never got written (the
- * store failed) breaks the journal.
+ * What was appended is in the file the moment journal_append returns: a
+ * process killed then, with nothing taken or written by the store, loses
+ * none of it.
+ */
+START_TEST(records_survive_a_kill)
+{
+	struct journal	*j;
+	unsigned	 old;
+	pid_t		 pid;
+	int		 status, i;
+	char		 name[16];
+
+	if ((pid = fork()) == 0) {
+		char	err[256];
+
+		j = journal_open(prefix, 0, keep, on_error, NULL, &old, err,
+		    sizeof(err));
+		if (j == NULL)
+			_exit(1);
+		for (i = 0; i < 1000; i++) {
+			snprintf(name, sizeof(name), "k%d", i);
+			if (journal_append(j, name, strlen(name), i % 3 == 0,
+			    0, (uint64_t)i) != (uint64_t)i + 1)
+				_exit(2);
+		}
+		kill(getpid(), SIGKILL);
+		_exit(3);
+	}
+	ck_assert_int_ne(pid, -1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	j = jopen(0, &old);
+	ck_assert_uint_eq(old, 1);
+	ck_assert_int_eq(seen.n, 1000);
+	for (i = 0; i < 1000; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		ck_assert_str_eq(seen.r[i].name, name);
+		ck_assert_uint_eq(seen.r[i].seq, (uint64_t)i + 1);
+		ck_assert_int_eq(seen.r[i].failure, i % 3 == 0);
+	}
+	journal_close(j);
+}
+END_TEST
+
+/*
+ * Batches (the syncs the store's writer makes) taken one after the other
+ * and written in that order keep the records' order across a rotation; a
+ * batch that never got written (the store failed) breaks the journal.
  */
 START_TEST(batches_in_order)
 {
@@ -336,14 +390,18 @@ START_TEST(batches_in_order)
 }
 END_TEST
 
-/* A full disk breaks the journal, says why, and refuses more records. */
+/*
+ * A full disk breaks the journal when its file cannot grow, says why, and
+ * refuses more records; a new file starts once there is room.
+ */
 START_TEST(full_disk)
 {
 	struct journal	*j;
 	unsigned	 old;
-	char		 mnt[128], path[300], buf[65536];
+	char		 mnt[128], path[300], buf[65536], want[400];
 	FILE		*fp;
 	int		 i;
+	uint64_t	 n;
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "full_disk: skipped (needs root)\n");
@@ -355,7 +413,7 @@ START_TEST(full_disk)
 	 * one per test): a failure cannot leave the tmpfs behind. */
 	if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC |
 	    MS_PRIVATE, NULL) == -1 || mount("tmpfs", mnt, "tmpfs", 0,
-	    "size=1m") == -1) {
+	    "size=2m") == -1) {
 		fprintf(stderr, "full_disk: skipped (mount tmpfs: %s)\n",
 		    strerror(errno));
 		return;
@@ -369,44 +427,50 @@ START_TEST(full_disk)
 	while (fwrite(buf, 1, sizeof(buf), fp) == sizeof(buf))
 		;
 	fclose(fp);
-	for (i = 0; i < 1000; i++)
-		ck_assert_uint_ne(journal_append(j, "s3", 2, 0, 0, 1), 0);
-	flush(j);
+	/* The file's first step was allocated before the disk filled. */
+	for (n = 0; journal_append(j, "s3", 2, 0, 0, 1) != 0; n++)
+		;
+	ck_assert_uint_eq(n, ((1u << 20) - 8) / 26);	/* after the magic */
 	ck_assert_int_eq(seen.errors, 1);
-	ck_assert_str_eq(seen.error, "write: No space left on device");
+	snprintf(want, sizeof(want), "%s.1: cannot grow: No space left on "
+	    "device", prefix);
+	ck_assert_str_eq(seen.error, want);
 	ck_assert(journal_broken(j));
 	ck_assert_uint_eq(journal_append(j, "s3", 2, 0, 0, 1), 0);
+	ck_assert_ptr_null(journal_take(j));
 
 	/* Tried again while still full: a new file cannot start. */
 	ck_assert_int_eq(journal_revive(j), 0);
-	ck_assert_uint_eq(journal_append(j, "s3", 2, 0, 0, 1), 1001);
-	flush(j);
 	ck_assert_int_eq(seen.errors, 2);
-	ck_assert_str_eq(seen.error,
-	    "cannot start a new file: No space left on device");
+	snprintf(want, sizeof(want), "%s.2: cannot start a new file: No "
+	    "space left on device", prefix);
+	ck_assert_str_eq(seen.error, want);
 	ck_assert(journal_broken(j));
+	ck_assert(!exists(2));			/* nothing half made */
 
 	/* Room again: the next file takes the records. */
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(journal_revive(j), 0);
+	ck_assert(!journal_broken(j));
 	for (i = 0; i < 3; i++)
 		ck_assert_uint_eq(journal_append(j, "s3", 2, 1, 0, 7),
-		    1002 + (uint64_t)i);
+		    n + 1 + (uint64_t)i);
 	flush(j);
 	ck_assert_int_eq(seen.errors, 2);
-	ck_assert(!journal_broken(j));
-	ck_assert_int_eq(size_of(3), 8 + 3 * 26);
 	journal_close(j);
+	ck_assert_int_eq(size_of(3), 8 + 3 * 26);
 
 	/*
-	 * Reading: file 1 up to where the disk filled, file 2 (never
-	 * written) skipped, then file 3, in seq order.
+	 * Reading: file 1 up to where the disk filled, then file 3, in seq
+	 * order.
 	 */
 	j = jopen(0, &old);
 	ck_assert_uint_eq(old, 3);
-	ck_assert_int_eq(seen.n, (int)((size_of(1) - 8) / 26) + 3);
+	ck_assert_int_eq(size_of(1), 8 + (off_t)n * 26);
+	ck_assert_int_eq(seen.n, (int)n + 3);
 	for (i = 0; i < 3; i++) {
-		ck_assert_uint_eq(seen.r[seen.n - 3 + i].seq, 1002 + (uint64_t)i);
+		ck_assert_uint_eq(seen.r[seen.n - 3 + i].seq,
+		    n + 1 + (uint64_t)i);
 		ck_assert_int_eq(seen.r[seen.n - 3 + i].failure, 1);
 		ck_assert_uint_eq(seen.r[seen.n - 3 + i].at, 7);
 	}
@@ -428,7 +492,8 @@ main(void)
 	tcase_add_test(tc, torn_tail_is_dropped);
 	tcase_add_test(tc, foreign_file_is_refused);
 	tcase_add_test(tc, rotation);
-	tcase_add_test(tc, buffer_has_a_ceiling);
+	tcase_add_test(tc, file_grows);
+	tcase_add_test(tc, records_survive_a_kill);
 	tcase_add_test(tc, batches_in_order);
 	tcase_add_test(tc, full_disk);
 	suite_add_tcase(s, tc);
