@@ -360,8 +360,10 @@ journal_free(struct journal *j)
 		(void)fdatasync(fd);
 		close(fd);
 	}
-	if (j->old_fd != -1)
+	if (j->old_fd != -1) {
+		(void)fdatasync(j->old_fd);
 		close(j->old_fd);
+	}
 	free(j->prefix);
 	free(j);
 }
