@@ -470,6 +470,41 @@ ermctl(const struct daemon *d, char *out, size_t outsz,
 	return (run_prog(out, outsz, argv));
 }
 
+pid_t
+ermctl_start(const struct daemon *d, const char *out_path,
+    const char *const *args)
+{
+	const char	*argv[32];
+	int		 argc = 0, i, fd;
+	pid_t		 pid;
+
+	argv[argc++] = ermctl_path();
+	argv[argc++] = "--socket";
+	argv[argc++] = d->sock;
+	for (i = 0; args[i] != NULL && argc < 31; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	ck_assert_int_ne(fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC,
+	    0600), -1);
+	ck_assert_int_ne(pid = fork(), -1);
+	if (pid == 0) {
+		dup2(fd, STDOUT_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fd);
+	return (pid);
+}
+
+double
+mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6);
+}
+
 int64_t
 db_int(const struct daemon *d, const char *sql)
 {

@@ -112,6 +112,15 @@ int	 ermctl(const struct daemon *, char *out, size_t outsz,
 	    const char *const *args);
 /* Run a program; same conventions. */
 int	 run_prog(char *out, size_t outsz, const char *const *argv);
+/*
+ * Start ermctl against the daemon with args (NULL-terminated) in the
+ * background, its stdout into the file out_path (created or truncated),
+ * for what runs until stopped (events, errors --follow). Its pid.
+ */
+pid_t	 ermctl_start(const struct daemon *, const char *out_path,
+	    const char *const *args);
+/* CLOCK_MONOTONIC in milliseconds. */
+double	 mono_ms(void);
 
 /*
  * The first column of the first row of sql (an integer) in the daemon's

@@ -23,15 +23,6 @@ stop(void)
 		ck_assert_int_eq(daemon_stop(&b.d), 0);
 }
 
-static double
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6);
-}
-
 /* Files named .ermd-restore-* in dir. */
 static int
 restore_temps(const char *dir)
@@ -100,11 +91,11 @@ START_TEST(kill9_during_restores)
 	 */
 	for (took = 0, cycle = 0; cycle < 3; cycle++) {
 		replace(target, 1 << 20, 2);
-		t0 = now_ms();
+		t0 = mono_ms();
 		json_decref(bk_ok(bk_rpc(&b, "backup.restore", json_pack(
 		    "{s:s}", "id", id))));
-		if (now_ms() - t0 > took)
-			took = now_ms() - t0;
+		if (mono_ms() - t0 > took)
+			took = mono_ms() - t0;
 	}
 	srandom(42);
 	for (cycle = 0; cycle < 100; cycle++) {

@@ -160,7 +160,9 @@ START_TEST(ermctl_errors_follow_severity)
 {
 	char	 path[256];
 	pid_t	 pid;
-	int	 fd, out_fd, status;
+	static const char *const follow[] = { "errors", "--follow",
+	    "--severity", "critical", NULL };
+	int	 fd, status;
 
 	fd = raw_connect(d.sock);
 	ck_assert_int_ne(fd, -1);
@@ -168,15 +170,7 @@ START_TEST(ermctl_errors_follow_severity)
 	    "\"params\":{\"operation\":\"sev-before\",\"severity\":"
 	    "\"critical\",\"message\":\"m\"}}"));
 	snprintf(path, sizeof(path), "%s/follow.out", d.dir);
-	ck_assert_int_ne(out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC,
-	    0600), -1);
-	if ((pid = fork()) == 0) {
-		dup2(out_fd, 1);
-		execl(ermctl_path(), "ermctl", "--socket", d.sock, "errors",
-		    "--follow", "--severity", "critical", (char *)NULL);
-		_exit(127);
-	}
-	close(out_fd);
+	pid = ermctl_start(&d, path, follow);
 	/* Subscribed once the listing is out (it subscribes first). */
 	ck_assert(file_has(path, "sev-before", 5000));
 	json_decref(call_on(fd, "{\"id\":2,\"method\":\"error.report\","

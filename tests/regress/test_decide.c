@@ -616,23 +616,17 @@ END_TEST
  */
 START_TEST(ermctl_events_by_type)
 {
+	static const char *const events[] = { "events", "--type",
+	    "breaker.state", NULL };
 	char	 out[300], buf[4096];
 	FILE	*fp;
 	pid_t	 pid;
-	int	 fd, ofd, status, i;
+	int	 fd, status, i;
 	size_t	 n;
 
 	daemon_start(&d, NULL, NULL);
 	snprintf(out, sizeof(out), "%s/events.out", d.dir);
-	ck_assert_int_ne(ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600),
-	    -1);
-	if ((pid = fork()) == 0) {
-		dup2(ofd, 1);
-		execl(ermctl_path(), ermctl_path(), "--socket", d.sock,
-		    "events", "--type", "breaker.state", (char *)NULL);
-		_exit(127);
-	}
-	close(ofd);
+	pid = ermctl_start(&d, out, events);
 	fd = raw_connect(d.sock);
 	/* Subscribing takes a moment: force until the first line shows. */
 	for (i = 0; i < 200; i++) {

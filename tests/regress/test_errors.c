@@ -458,7 +458,9 @@ START_TEST(ermctl_errors_and_stats)
 	const char	*bad[] = { "errors", "--since", "soon", NULL };
 	const char	*no_window[] = { "stats", "--window", "0", NULL };
 	pid_t		 pid;
-	int		 fd, out_fd, status;
+	static const char *const follow[] = { "errors", "--follow", "--op",
+	    "sync", NULL };
+	int		 fd, status;
 
 	daemon_start(&d, NULL, NULL);
 	fd = raw_connect(d.sock);
@@ -480,15 +482,7 @@ START_TEST(ermctl_errors_and_stats)
 	json_decref(report(fd, "{\"operation\":\"sync\",\"errno\":"
 	    "\"ENOENT\"}"));
 	snprintf(path, sizeof(path), "%s/follow.out", d.dir);
-	ck_assert_int_ne(out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC,
-	    0600), -1);
-	if ((pid = fork()) == 0) {
-		dup2(out_fd, 1);
-		execl(ermctl_path(), "ermctl", "--socket", d.sock, "errors",
-		    "--follow", "--op", "sync", (char *)NULL);
-		_exit(127);
-	}
-	close(out_fd);
+	pid = ermctl_start(&d, path, follow);
 	/* Subscribed once the listing is out (it subscribes first). */
 	ck_assert(file_has(path, "errors.0.id=", 5000));
 	ck_assert_ptr_nonnull(strstr(read_text(path),

@@ -75,23 +75,14 @@ send_report(int fd, int conn, int n)
 	return (raw_try_send_frame(fd, buf));
 }
 
-static double
-now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6);
-}
-
 /* Wait up to ms for ermd to exit by itself; its wait status, or -1. */
 static int
 wait_exit(struct daemon *dm, int ms)
 {
-	double	until = now_ms() + ms;
+	double	until = mono_ms() + ms;
 	int	status;
 
-	while (now_ms() < until) {
+	while (mono_ms() < until) {
 		if (waitpid(dm->pid, &status, WNOHANG) == dm->pid) {
 			dm->pid = 0;
 			return (status);
@@ -189,7 +180,7 @@ START_TEST(nothing_acknowledged_after_failed_fsync)
 	 */
 	ck_assert_int_ne(n = open(trigger, O_WRONLY | O_CREAT, 0600), -1);
 	close(n);
-	t0 = now_ms();
+	t0 = mono_ms();
 	for (i = 0; i < FS_CONNS; i++) {
 		got[i] = failed[i] = 0;
 		alive[i] = 1;
@@ -245,7 +236,7 @@ START_TEST(nothing_acknowledged_after_failed_fsync)
 
 	/* It exits by itself, promptly, and not with 0. */
 	status = wait_exit(&d, 10000);
-	took = now_ms() - t0;
+	took = mono_ms() - t0;
 	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) == 0)
 		daemon_dump_log(&d);
 	ck_assert_msg(status != -1, "ermd did not exit after the failed "
