@@ -1366,7 +1366,7 @@ breaker_replay_outcome(struct breakers *reg, const char *name, int failure,
 			return (-1);
 		b->state_since = b->last_call = at;
 	} else if (b != NULL && at > b->last_call)
-		b->last_call = at;
+		b->last_call = at;	/* a made one's later records */
 	if (b == NULL || (b->state != BRK_CLOSED &&
 	    b->state != BRK_METRICS_ONLY))
 		return (-1);

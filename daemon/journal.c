@@ -24,7 +24,6 @@ struct journal {
 	journal_error_fn	 on_error;
 	void			*arg;
 	uint64_t		 seq;
-	uint64_t		 bytes;		/* appended to the current file */
 	unsigned		 cur;		/* the file appends go to */
 	int			 broken;
 	int			 closing;
@@ -285,7 +284,6 @@ file_start(struct journal *j, unsigned n)
 	j->map = map;
 	j->off = MAGIC_LEN;
 	j->size = STEP;
-	j->bytes = 0;
 	return (0);
 fail:
 	e = errno;
@@ -451,7 +449,6 @@ journal_append(struct journal *j, const char *name, size_t len, int failure,
 	    2166136261u));
 	memcpy(p, &check, 4);
 	j->off += need;
-	j->bytes += need;
 	j->dirty = 1;
 	return (j->seq);
 }
@@ -465,7 +462,7 @@ journal_seq(const struct journal *j)
 uint64_t
 journal_bytes(const struct journal *j)
 {
-	return (j->bytes);
+	return (j->fd == -1 ? 0 : j->off - MAGIC_LEN);
 }
 
 int
