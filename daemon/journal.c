@@ -42,6 +42,7 @@ struct journal {
 	int			 dirty;		/* appended since the last take */
 	int			 old_fd;	/* the file before a rotation,
 						   to sync once more, or -1 */
+	int			 growing;	/* a batch allocates ahead */
 	unsigned		 remove_upto, remove_sent;
 
 	/* The files' side: only journal_batch_write touches it. */
@@ -51,6 +52,11 @@ struct journal {
 struct journal_batch {
 	struct journal	*j;
 	int		 fd, old_fd;	/* to fdatasync, or -1 */
+	/* The next step of file grow_file, from grow_at, allocated here. */
+	int		 grow_fd;
+	unsigned	 grow_file;
+	size_t		 grow_at;
+	int		 grown;
 	unsigned	 remove_upto;
 	int		 tried, written;
 	char		 msg[256];	/* why it was not */
@@ -241,6 +247,10 @@ journal_batch_write(struct journal_batch *b)
 	if (b->fd != -1 && fdatasync(b->fd) == -1)
 		return (batch_fail(b, "fdatasync"));
 	b->written = 1;
+	/* Off the loop: allocating can wait on the file system. */
+	if (b->grow_fd != -1)
+		b->grown = posix_fallocate(b->grow_fd, (off_t)b->grow_at,
+		    (off_t)STEP) == 0;
 	/* Only now that everything newer is safely written. */
 	for (n = j->removed + 1; n <= b->remove_upto; n++)
 		if (file_path(j, n, path, sizeof(path)) == 0)
@@ -293,23 +303,34 @@ fail:
 	return (-1);
 }
 
-/* Allocate and map STEP more bytes of the current file. */
+/* Map STEP more bytes of the current file, allocated already. */
 static int
-file_grow(struct journal *j)
+file_map_more(struct journal *j)
 {
 	void	*map;
-	int	 e;
 
-	if ((e = posix_fallocate(j->fd, (off_t)j->size, (off_t)STEP)) != 0) {
-		errno = e;
-		return (-1);
-	}
 	if ((map = mremap(j->map, j->size, j->size + STEP,
 	    MREMAP_MAYMOVE)) == MAP_FAILED)
 		return (-1);
 	j->map = map;
 	j->size += STEP;
 	return (0);
+}
+
+/*
+ * Allocate and map STEP more bytes here, on the loop: only when appends
+ * ran past what a batch allocated ahead (see journal_take).
+ */
+static int
+file_grow(struct journal *j)
+{
+	int	e;
+
+	if ((e = posix_fallocate(j->fd, (off_t)j->size, (off_t)STEP)) != 0) {
+		errno = e;
+		return (-1);
+	}
+	return (file_map_more(j));
 }
 
 /*
@@ -478,7 +499,8 @@ journal_take(struct journal *j)
 	int			 fd = -1;
 
 	if (j->broken || (!j->dirty && j->old_fd == -1 &&
-	    j->remove_upto <= j->remove_sent))
+	    j->remove_upto <= j->remove_sent && (j->growing ||
+	    j->size - j->off >= STEP / 2)))
 		return (NULL);
 	if ((b = calloc(1, sizeof(*b))) == NULL ||
 	    (j->dirty && (fd = dup(j->fd)) == -1)) {
@@ -487,6 +509,14 @@ journal_take(struct journal *j)
 	}
 	b->j = j;
 	b->fd = fd;
+	/* Past half the last step: the batch allocates the next one. */
+	b->grow_fd = -1;
+	if (j->fd != -1 && !j->growing && j->size - j->off < STEP / 2 &&
+	    (b->grow_fd = dup(j->fd)) != -1) {
+		b->grow_file = j->cur;
+		b->grow_at = j->size;
+		j->growing = 1;
+	}
 	b->old_fd = j->old_fd;
 	b->remove_upto = j->remove_sent = j->remove_upto;
 	j->old_fd = -1;
@@ -505,6 +535,14 @@ journal_batch_done(struct journal_batch *b)
 		close(b->fd);
 	if (b->old_fd != -1)
 		close(b->old_fd);
+	if (b->grow_fd != -1) {
+		close(b->grow_fd);
+		j->growing = 0;
+		/* Unless the loop had to grow it meanwhile, or moved on. */
+		if (b->grown && j->fd != -1 && j->cur == b->grow_file &&
+		    j->size == b->grow_at && file_map_more(j) == -1)
+			fail_now(j, "cannot map");
+	}
 	if (!b->written && !j->broken) {
 		/* Not on the disk as it should be: trust snapshots only. */
 		errno = 0;

@@ -15,8 +15,9 @@
  *	    name
  *
  * The current file is mapped into memory and its blocks are allocated a
- * step (1 MiB) ahead, so appending is a copy into the page cache on the
- * loop: a record is there for a restart the moment journal_append
+ * step (1 MiB) ahead - by the batch on the other thread once half the
+ * last step is used, on the loop only when appends outrun that - so
+ * appending is a copy into the page cache on the loop: a record is there for a restart the moment journal_append
  * returns, however the process dies after; only a power cut can lose it
  * before it is synced. A full disk shows as a file that cannot grow (an
  * error, never SIGBUS). journal_take() hands the sync over as a batch,
@@ -86,13 +87,15 @@ uint64_t	 journal_bytes(const struct journal *);
 int		 journal_broken(const struct journal *);
 /*
  * On the loop: the sync of what was appended since the last batch (and
- * of the file a rotation let go) with the removals asked for, as a batch;
- * NULL when there is nothing to do or the journal is broken.
+ * of the file a rotation let go), the removals asked for and the next
+ * step's allocation when it is due, as a batch; NULL when there is
+ * nothing to do or the journal is broken.
  */
 struct journal_batch	*journal_take(struct journal *);
 /*
- * On another thread: fdatasync the files, then remove the files the owner
- * is done with (only after everything newer is on disk). 0, or -1 with
+ * On another thread: fdatasync the files, allocate the next step, then
+ * remove the files the owner is done with (only after everything newer
+ * is on disk). 0, or -1 with
  * the reason kept for journal_batch_done. A second call does nothing and
  * returns what the first did.
  */

@@ -391,6 +391,76 @@ START_TEST(batches_in_order)
 END_TEST
 
 /*
+ * A 2 MiB tmpfs on dir/tmpfs for the journal (prefix), in a mount
+ * namespace of this test's own process (Check forks one per test): a
+ * failure cannot leave it behind. -1 after saying why (the test skips).
+ */
+static int
+small_tmpfs(const char *test, char *mnt, size_t sz)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "%s: skipped (needs root)\n", test);
+		return (-1);
+	}
+	snprintf(mnt, sz, "%s/tmpfs", dir);
+	ck_assert_int_eq(mkdir(mnt, 0700), 0);
+	if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC |
+	    MS_PRIVATE, NULL) == -1 || mount("tmpfs", mnt, "tmpfs", 0,
+	    "size=2m") == -1) {
+		fprintf(stderr, "%s: skipped (mount tmpfs: %s)\n", test,
+		    strerror(errno));
+		return (-1);
+	}
+	snprintf(prefix, sizeof(prefix), "%s/ermd.db-breakers", mnt);
+	return (0);
+}
+
+/* Fill the file system of mnt with mnt/filler (its path in path). */
+static void
+fill(const char *mnt, char *path, size_t sz)
+{
+	char	 buf[65536];
+	FILE	*fp;
+
+	snprintf(path, sz, "%s/filler", mnt);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	memset(buf, 'x', sizeof(buf));
+	while (fwrite(buf, 1, sizeof(buf), fp) == sizeof(buf))
+		;
+	fclose(fp);
+}
+
+/*
+ * Past half its last step, the file's next step is allocated by the batch
+ * (on the store's writer, not on the loop): once that batch is done, a
+ * disk that fills up leaves the journal a whole step more to append into.
+ */
+START_TEST(grows_ahead_in_the_batch)
+{
+	struct journal	*j;
+	unsigned	 old;
+	char		 mnt[128], path[300];
+	uint64_t	 n;
+
+	if (small_tmpfs("grows_ahead_in_the_batch", mnt, sizeof(mnt)) == -1)
+		return;
+	j = jopen(0, &old);
+	for (n = 0; n < (1u << 19) / 26 + 1; n++)	/* past half */
+		ck_assert_uint_ne(journal_append(j, "s3", 2, 0, 0, 1), 0);
+	ck_assert_int_eq(size_of(1), 1 << 20);
+	flush(j);
+	ck_assert_int_eq(size_of(1), 2 << 20);
+	fill(mnt, path, sizeof(path));
+	while (journal_append(j, "s3", 2, 0, 0, 1) != 0)
+		n++;
+	ck_assert_uint_eq(n, ((2u << 20) - 8) / 26);
+	ck_assert_int_eq(seen.errors, 1);
+	journal_close(j);
+	ck_assert_int_eq(umount(mnt), 0);
+}
+END_TEST
+
+/*
  * A full disk breaks the journal when its file cannot grow, says why, and
  * refuses more records; a new file starts once there is room.
  */
@@ -398,35 +468,15 @@ START_TEST(full_disk)
 {
 	struct journal	*j;
 	unsigned	 old;
-	char		 mnt[128], path[300], buf[65536], want[400];
-	FILE		*fp;
+	char		 mnt[128], path[300], want[400];
 	int		 i;
 	uint64_t	 n;
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "full_disk: skipped (needs root)\n");
+	if (small_tmpfs("full_disk", mnt, sizeof(mnt)) == -1)
 		return;
-	}
-	snprintf(mnt, sizeof(mnt), "%s/tmpfs", dir);
-	ck_assert_int_eq(mkdir(mnt, 0700), 0);
-	/* In a mount namespace of this test's own process (Check forks
-	 * one per test): a failure cannot leave the tmpfs behind. */
-	if (unshare(CLONE_NEWNS) == -1 || mount(NULL, "/", NULL, MS_REC |
-	    MS_PRIVATE, NULL) == -1 || mount("tmpfs", mnt, "tmpfs", 0,
-	    "size=2m") == -1) {
-		fprintf(stderr, "full_disk: skipped (mount tmpfs: %s)\n",
-		    strerror(errno));
-		return;
-	}
-	snprintf(prefix, sizeof(prefix), "%s/ermd.db-breakers", mnt);
 	j = jopen(0, &old);
 	ck_assert_int_eq(journal_revive(j), -1);	/* not broken */
-	snprintf(path, sizeof(path), "%s/filler", mnt);
-	fp = fopen(path, "w");
-	memset(buf, 'x', sizeof(buf));
-	while (fwrite(buf, 1, sizeof(buf), fp) == sizeof(buf))
-		;
-	fclose(fp);
+	fill(mnt, path, sizeof(path));
 	/* The file's first step was allocated before the disk filled. */
 	for (n = 0; journal_append(j, "s3", 2, 0, 0, 1) != 0; n++)
 		;
@@ -496,6 +546,7 @@ main(void)
 	tcase_add_test(tc, records_survive_a_kill);
 	tcase_add_test(tc, batches_in_order);
 	tcase_add_test(tc, full_disk);
+	tcase_add_test(tc, grows_ahead_in_the_batch);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
