@@ -1377,6 +1377,22 @@ breaker_replay_outcome(struct breakers *reg, const char *name, int failure,
 	return (0);
 }
 
+void
+breaker_replay_evicted(struct breakers *reg, const char *name)
+{
+	struct breaker	*b;
+	int		 section, rc;
+
+	if ((b = lookup(reg, name)) == NULL)
+		return;
+	section = b->file;
+	breaker_free(b);
+	/* A section names it now (added since): it is there from the
+	 * start, as a new one. */
+	if (section)
+		(void)get_or_create(reg, name, &rc);
+}
+
 int
 breaker_force(struct breakers *reg, const char *name, enum breaker_state to,
     struct breaker **out)

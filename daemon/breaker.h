@@ -167,6 +167,14 @@ void		 breakers_set_hooks(struct breakers *reg,
  */
 int		 breaker_replay_outcome(struct breakers *reg, const char *name,
 		    int failure, int slow, uint64_t at, int create);
+/*
+ * The named breaker was evicted at this point of the log replayed (the
+ * owner logged on_evict): what restoring and replaying gave it so far
+ * goes, as the eviction did before the restart; outcomes replayed later
+ * make it again (create). Nothing when there is no such breaker.
+ */
+void		 breaker_replay_evicted(struct breakers *reg,
+		    const char *name);
 void		 breakers_set_limits(struct breakers *reg, size_t max_breakers,
 		    size_t max_permits);
 /*

@@ -813,12 +813,22 @@ on_outcome(void *arg, const struct breaker *b, int failure, int slow,
 		arm_flush();
 }
 
+/*
+ * The eviction is logged too: until the row's delete is stored, the row
+ * and the records of the breaker's life are still there, and a replay
+ * must not hand them to a breaker of the same name made since.
+ */
 static void
 on_evict(void *arg, const struct breaker *b)
 {
+	const char	*name = breaker_name(b);
+
 	(void)arg;
-	log_debug("breaker %s: evicted after idling", breaker_name(b));
-	mark_dirty(breaker_name(b), 0, 1);
+	log_debug("breaker %s: evicted after idling", name);
+	if (dc.journal != NULL)
+		(void)journal_append_evicted(dc.journal, name, strlen(name),
+		    clock_now_ms());
+	mark_dirty(name, 0, 1);
 }
 
 static const struct breaker_hooks hooks = {
@@ -837,8 +847,23 @@ struct restored {
 struct restored_seq {
 	struct hnode	 node;
 	uint64_t	 seq;
+	int		 evicted;	/* since its snapshot */
 	char		 name[];
 };
+
+static struct restored_seq *
+restored_add(struct restored *r, const char *name, size_t len, uint64_t seq)
+{
+	struct restored_seq	*rs;
+
+	if ((rs = calloc(1, sizeof(*rs) + len + 1)) == NULL)
+		fatalx("breakers: out of memory restoring");
+	rs->seq = seq;
+	memcpy(rs->name, name, len);
+	if (htab_insert(&r->seqs, &rs->node, rs->name, len) == -1)
+		fatalx("breakers: out of memory restoring");
+	return (rs);
+}
 
 static int
 load_row(const struct store_row *row, void *arg)
@@ -848,7 +873,6 @@ load_row(const struct store_row *row, void *arg)
 	const char		*name = store_row_text(row, 0);
 	json_t			*snap;
 	char			 err[256];
-	size_t			 len = strlen(name);
 
 	snap = erm_json_parse_text(store_row_text(row, 1));
 	if (snap == NULL || breaker_restore(dc.breakers, snap, err,
@@ -860,36 +884,61 @@ load_row(const struct store_row *row, void *arg)
 	}
 	json_decref(snap);
 	r->n++;
-	if ((rs = malloc(sizeof(*rs) + len + 1)) == NULL)
-		fatalx("breakers: out of memory restoring");
-	rs->seq = (uint64_t)store_row_int(row, 2);
-	memcpy(rs->name, name, len + 1);
-	if (htab_insert(&r->seqs, &rs->node, rs->name, len) == -1)
-		fatalx("breakers: out of memory restoring");
+	rs = restored_add(r, name, strlen(name),
+	    (uint64_t)store_row_int(row, 2));
 	if (rs->seq > r->max_seq)
 		r->max_seq = rs->seq;
 	return (0);
 }
 
-/* A journal record newer than its breaker's snapshot goes back in. */
+/*
+ * A journal record newer than its breaker's snapshot goes back in. An
+ * eviction ends what the snapshot and the records before it gave the
+ * breaker; records after it make the breaker again.
+ */
 static void
 replay(const struct journal_rec *rec, void *arg)
 {
 	struct restored		*r = arg;
+	struct restored_seq	*rs = NULL;
 	struct hnode		*h;
 
-	h = htab_find(&r->seqs, rec->name, rec->namelen);
-	if (h != NULL && rec->seq <= HTAB_ENTRY(h, struct restored_seq,
-	    node)->seq)
-		return;		/* in the snapshot already */
+	if ((h = htab_find(&r->seqs, rec->name, rec->namelen)) != NULL) {
+		rs = HTAB_ENTRY(h, struct restored_seq, node);
+		if (rec->seq <= rs->seq)
+			return;		/* in the snapshot already */
+	}
+	if (rec->evicted) {
+		breaker_replay_evicted(dc.breakers, rec->name);
+		if (rs == NULL)
+			rs = restored_add(r, rec->name, rec->namelen, 0);
+		rs->evicted = 1;
+		return;
+	}
 	/*
-	 * No snapshot: a breaker made since the last flush, made again here
-	 * (or one evicted since, whose records these are: the sweep after
-	 * the replay evicts it again).
+	 * No snapshot, or an eviction since: a breaker made since, made
+	 * again here. (Records of one evicted while the journal was broken
+	 * make it again too; the sweep after the replay evicts it again.)
 	 */
 	if (breaker_replay_outcome(dc.breakers, rec->name, rec->failure,
-	    rec->slow, rec->at, h == NULL) == 0)
+	    rec->slow, rec->at, rs == NULL || rs->evicted) == 0)
 		r->replayed++;
+}
+
+/* The rows of breakers evicted and not made again go (flush_now). */
+static void
+restored_evictions(struct restored *r)
+{
+	struct hnode		*h;
+	struct restored_seq	*rs;
+	size_t			 bucket = 0;
+
+	for (h = htab_next(&r->seqs, NULL, &bucket); h != NULL;
+	    h = htab_next(&r->seqs, h, &bucket)) {
+		rs = HTAB_ENTRY(h, struct restored_seq, node);
+		if (rs->evicted && breaker_find(dc.breakers, rs->name) == NULL)
+			mark_dirty(rs->name, 0, 1);
+	}
 }
 
 static void
@@ -1070,6 +1119,7 @@ decide_start(void)
 	if (r.n > 0)
 		log_info("breakers: %zu restored, %zu journalled outcomes "
 		    "replayed", r.n, r.replayed);
+	restored_evictions(&r);
 	restored_free(&r);
 	breakers_set_hooks(dc.breakers, &hooks);
 	/* Breakers idle past idle_evict_ms go now (with their rows). */

@@ -19,6 +19,18 @@
 #define HDR_LEN		24
 #define STEP		((size_t)1 << 20)	/* a file grows by this */
 
+/* A record's flags byte: an outcome (failure, slow), or an eviction. */
+#define FLAG_FAILURE	1
+#define FLAG_SLOW	2
+#define FLAG_EVICTED	4
+
+static int
+flags_valid(unsigned flags)
+{
+	return ((flags & ~(FLAG_FAILURE | FLAG_SLOW)) == 0 ||
+	    flags == FLAG_EVICTED);
+}
+
 struct journal {
 	char			*prefix;
 	journal_error_fn	 on_error;
@@ -193,11 +205,12 @@ replay_file(struct journal *j, const char *path, journal_replay_fn fn,
 		memcpy(&check, hdr, 4);
 		memset(&r, 0, sizeof(r));
 		r.namelen = hdr[4];
-		r.failure = hdr[5] & 1;
-		r.slow = (hdr[5] >> 1) & 1;
+		r.failure = hdr[5] & FLAG_FAILURE;
+		r.slow = (hdr[5] & FLAG_SLOW) != 0;
+		r.evicted = (hdr[5] & FLAG_EVICTED) != 0;
 		memcpy(&r.seq, hdr + 8, 8);
 		memcpy(&r.at, hdr + 16, 8);
-		if (r.namelen == 0 || (hdr[5] & ~3) != 0 ||
+		if (r.namelen == 0 || !flags_valid(hdr[5]) ||
 		    fread(r.name, 1, r.namelen, f) != r.namelen ||
 		    fnv1a((unsigned char *)r.name, r.namelen,
 		    fnv1a(hdr + 4, HDR_LEN - 4, 2166136261u)) != check ||
@@ -443,9 +456,9 @@ fail:
 	return (NULL);
 }
 
-uint64_t
-journal_append(struct journal *j, const char *name, size_t len, int failure,
-    int slow, uint64_t at)
+static uint64_t
+append(struct journal *j, const char *name, size_t len, unsigned flags,
+    uint64_t at)
 {
 	unsigned char	*p;
 	uint32_t	 check;
@@ -460,7 +473,7 @@ journal_append(struct journal *j, const char *name, size_t len, int failure,
 		}
 	p = (unsigned char *)j->map + j->off;
 	p[4] = (unsigned char)len;
-	p[5] = (unsigned char)((failure ? 1 : 0) | (slow ? 2 : 0));
+	p[5] = (unsigned char)flags;
 	p[6] = p[7] = 0;
 	j->seq++;
 	memcpy(p + 8, &j->seq, 8);
@@ -472,6 +485,21 @@ journal_append(struct journal *j, const char *name, size_t len, int failure,
 	j->off += need;
 	j->dirty = 1;
 	return (j->seq);
+}
+
+uint64_t
+journal_append(struct journal *j, const char *name, size_t len, int failure,
+    int slow, uint64_t at)
+{
+	return (append(j, name, len, (failure ? FLAG_FAILURE : 0) |
+	    (slow ? FLAG_SLOW : 0), at));
+}
+
+uint64_t
+journal_append_evicted(struct journal *j, const char *name, size_t len,
+    uint64_t at)
+{
+	return (append(j, name, len, FLAG_EVICTED, at));
 }
 
 uint64_t

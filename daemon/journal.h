@@ -1,14 +1,17 @@
 /*
  * The breaker outcome journal: an append-only log of the outcomes breaker
  * windows took, so that a busy breaker costs a few bytes of sequential
- * writing per call instead of a rewrite of its snapshot.
+ * writing per call instead of a rewrite of its snapshot, and of the
+ * breakers evicted, so that a replay never hands a breaker made again the
+ * outcomes of the one evicted before it.
  *
  * Files are PREFIX.N (N = 1, 2, ...), each starting with an 8-byte magic,
  * then records in host byte order:
  *
  *	u32 check	FNV-1a of every byte after it, name included
  *	u8  namelen	1..JOURNAL_NAME_MAX
- *	u8  flags	bit 0 failure, bit 1 slow
+ *	u8  flags	an outcome: bit 0 failure, bit 1 slow;
+ *			an eviction: 4 alone
  *	u16 zero
  *	u64 seq		1, 2, ... across files, never reused
  *	u64 at		the daemon clock, ms
@@ -46,6 +49,7 @@ struct journal_rec {
 	uint64_t	 seq;
 	uint64_t	 at;
 	int		 failure, slow;
+	int		 evicted;	/* no outcome: the breaker went */
 	size_t		 namelen;
 	char		 name[JOURNAL_NAME_MAX + 1];
 };
@@ -80,6 +84,9 @@ struct journal	*journal_open(const char *prefix, uint64_t min_seq,
  */
 uint64_t	 journal_append(struct journal *, const char *name, size_t len,
 		    int failure, int slow, uint64_t at);
+/* The same for the eviction of breaker name. */
+uint64_t	 journal_append_evicted(struct journal *, const char *name,
+		    size_t len, uint64_t at);
 /* The highest seq handed out. */
 uint64_t	 journal_seq(const struct journal *);
 /* Bytes appended to the current file, synced or not. */

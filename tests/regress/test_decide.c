@@ -411,6 +411,63 @@ START_TEST(window_survives_kill9_at_once)
 }
 END_TEST
 
+static void
+expect_gone(int fd, const char *name)
+{
+	json_t	*r;
+
+	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.get\","
+	    "\"params\":{\"name\":\"%s\"}}", name);
+	ck_assert_msg(reply_code(r) == 1001, "%s: still there", name);
+	json_decref(r);
+}
+
+/*
+ * A breaker evicted and made again before the eviction was stored comes
+ * back after a kill -9 with the new one's outcomes only: first while the
+ * old row is still there, then once it has gone. One evicted and not
+ * made again stays gone.
+ */
+START_TEST(evicted_breaker_comes_back_new)
+{
+	int	 fd;
+
+	daemon_start(&d, "[breaker]\nwindow = count\nwindow_size = 50\n"
+	    "minimum_calls = 50\nfailure_rate_threshold = 100\n"
+	    "idle_evict_ms = 1000\n", manual);
+	fd = raw_connect(d.sock);
+	record_n(fd, "ev", "failure", 5);
+	record_n(fd, "ex", "failure", 5);
+	advance_on(fd, 1000);	/* rows stored at 100, evicted at 1000 */
+	expect_gone(fd, "ev");
+	expect_gone(fd, "ex");
+	record_n(fd, "ev", "success", 2);
+	close(fd);
+	daemon_kill9(&d);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	expect_window(fd, "ev", 2, 0);
+	expect_gone(fd, "ex");
+
+	/* Now the row's delete is stored before the breaker is made
+	 * again: its records are all the replay has. */
+	record_n(fd, "ew", "failure", 5);
+	advance_on(fd, 1000);
+	expect_gone(fd, "ew");
+	advance_on(fd, 100);
+	record_n(fd, "ew", "success", 1);
+	record_n(fd, "ew", "failure", 1);
+	close(fd);
+	daemon_kill9(&d);
+	daemon_restart(&d);
+	fd = raw_connect(d.sock);
+	expect_window(fd, "ew", 2, 1);
+	expect_gone(fd, "ex");
+	close(fd);
+	assert_serves(&d);
+}
+END_TEST
+
 START_TEST(window_counters_journal_and_compaction)
 {
 	int	 fd, i;
@@ -1936,6 +1993,7 @@ main(void)
 	tcase_add_test(tc, permit_ttl_and_stale_generation);
 	tcase_add_test(tc, state_survives_kill9);
 	tcase_add_test(tc, window_survives_kill9_at_once);
+	tcase_add_test(tc, evicted_breaker_comes_back_new);
 	tcase_add_test(tc, window_counters_journal_and_compaction);
 	tcase_add_test(tc, journal_on_a_full_disk);
 	tcase_add_test(tc, compaction_rewrites_only_what_moved);

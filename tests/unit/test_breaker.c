@@ -2135,6 +2135,55 @@ START_TEST(test_replay_outcome)
 }
 END_TEST
 
+/*
+ * An eviction in the log replayed: the breaker goes with what it had, and
+ * the outcomes after make it anew. One a section names now is there from
+ * the start, as a new one with the section's config.
+ */
+START_TEST(test_replay_evicted)
+{
+	struct breaker_config	 c, sc;
+	struct breaker_section	 sec;
+	struct breakers		*reg;
+	uint64_t		 t0 = clock_now_ms(), mask = 0;
+	char			 err[160];
+
+	breaker_config_defaults(&c);
+	cset(&c, "failure_threshold", "3");
+	reg = mkreg(&c);
+	call(reg, "old", OUTCOME_FAILURE);
+	call(reg, "old", OUTCOME_FAILURE);
+	reg = restart(reg, "old", &c);
+	ck_assert_int_eq(wnum(reg, "old", "consecutive_failures"), 2);
+	breaker_replay_evicted(reg, "old");
+	ck_assert_ptr_null(breaker_find(reg, "old"));
+	breaker_replay_evicted(reg, "never");	/* nothing to do */
+	ck_assert_int_eq(breaker_replay_outcome(reg, "old", 1, 0, t0, 0), -1);
+	ck_assert_int_eq(breaker_replay_outcome(reg, "old", 1, 0, t0, 1), 0);
+	ck_assert_int_eq(wnum(reg, "old", "consecutive_failures"), 1);
+	ck_assert_int_eq(wnum(reg, "old", "calls"), 1);
+
+	/* A section added since names it. */
+	call(reg, "db", OUTCOME_FAILURE);
+	reg = restart(reg, "db", &c);
+	breaker_config_defaults(&sc);
+	ck_assert_int_eq(breaker_config_set(&sc, &mask, "failure_threshold",
+	    "9", err, sizeof(err)), 0);
+	sec.name = "db";
+	sec.cfg = sc;
+	sec.mask = mask;
+	ck_assert_int_eq(breakers_apply_config(reg, &c, &sec, 1, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(wnum(reg, "db", "calls"), 1);
+	breaker_replay_evicted(reg, "db");
+	ck_assert_ptr_nonnull(breaker_find(reg, "db"));
+	ck_assert_int_eq(wnum(reg, "db", "calls"), 0);
+	ck_assert_int_eq(breaker_config(breaker_find(reg, "db"))->
+	    failure_threshold, 9);
+	breakers_free(reg);
+}
+END_TEST
+
 START_TEST(test_snapshot_open)
 {
 	struct breaker_config	 c;
@@ -2427,6 +2476,7 @@ breaker_suite(void)
 
 	tc = tcase_create("durability");
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_replay_evicted);
 	tcase_add_test(tc, test_snapshot_open);
 	tcase_add_test(tc, test_snapshot_open_expired);
 	tcase_add_test(tc, test_snapshot_half_open);

@@ -166,6 +166,53 @@ START_TEST(records_come_back)
 }
 END_TEST
 
+/*
+ * An eviction is a record of its own, in seq order with the outcomes; a
+ * flags byte that mixes it with an outcome is damage, not a record.
+ */
+START_TEST(evictions_come_back)
+{
+	struct journal	*j;
+	unsigned	 old;
+	unsigned char	 flags = 4 | 1;
+	char		 path[300];
+	int		 fd;
+
+	j = jopen(0, &old);
+	ck_assert_uint_eq(journal_append(j, "s3", 2, 1, 0, 1000), 1);
+	ck_assert_uint_eq(journal_append_evicted(j, "s3", 2, 2000), 2);
+	ck_assert_uint_eq(journal_append(j, "s3", 2, 0, 1, 2001), 3);
+	ck_assert_uint_eq(journal_append_evicted(j, "db", 2, 2002), 4);
+	ck_assert_uint_eq(journal_append_evicted(j, "", 0, 2003), 0);
+	journal_close(j);
+	j = jopen(0, &old);
+	ck_assert_int_eq(seen.n, 4);
+	ck_assert_int_eq(seen.r[0].evicted, 0);
+	ck_assert_int_eq(seen.r[0].failure, 1);
+	ck_assert_int_eq(seen.r[1].evicted, 1);
+	ck_assert_int_eq(seen.r[1].failure, 0);
+	ck_assert_int_eq(seen.r[1].slow, 0);
+	ck_assert_str_eq(seen.r[1].name, "s3");
+	ck_assert_uint_eq(seen.r[1].at, 2000);
+	ck_assert_int_eq(seen.r[2].evicted, 0);
+	ck_assert_int_eq(seen.r[2].slow, 1);
+	ck_assert_int_eq(seen.r[3].evicted, 1);
+	ck_assert_str_eq(seen.r[3].name, "db");
+	journal_close(j);
+
+	/* The third record's flags: an eviction and a failure at once. */
+	snprintf(path, sizeof(path), "%s.1", prefix);
+	fd = open(path, O_WRONLY);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(pwrite(fd, &flags, 1, 8 + 2 * 26 + 5), 1);
+	close(fd);
+	j = jopen(0, &old);
+	ck_assert_int_eq(seen.n, 2);		/* file 1 ends at it */
+	ck_assert_uint_eq(seen.r[1].seq, 2);
+	journal_close(j);
+}
+END_TEST
+
 START_TEST(torn_tail_is_dropped)
 {
 	struct journal	*j;
@@ -539,6 +586,7 @@ main(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, records_come_back);
+	tcase_add_test(tc, evictions_come_back);
 	tcase_add_test(tc, torn_tail_is_dropped);
 	tcase_add_test(tc, foreign_file_is_refused);
 	tcase_add_test(tc, rotation);
