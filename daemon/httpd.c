@@ -5,6 +5,14 @@
  * HTTPD_MAX_CONNS connections (more are closed at once), a request head of
  * at most HTTPD_MAX_HEAD bytes, HTTPD_TIMEOUT_S seconds to send it, no
  * body, one request per connection.
+ *
+ * After the answer the connection is closed the way HTTP servers do it
+ * (Apache's and nginx's lingering close): the write side is shut, and what
+ * the client still sends (a body, the rest of a head too large) is read
+ * and dropped until it closes too, at most HTTPD_LINGER_MAX bytes or
+ * HTTPD_TIMEOUT_S seconds of silence. Closing with bytes unread would
+ * reset the connection, and a reset can throw the answer away before the
+ * client has read it.
  */
 
 #include <sys/socket.h>
@@ -30,6 +38,12 @@
 #define HTTPD_MAX_CONNS		16
 #define HTTPD_MAX_HEAD		8192
 #define HTTPD_TIMEOUT_S		5
+#define HTTPD_LINGER_MAX	65536
+
+struct hconn {
+	struct bufferevent	*bev;
+	size_t			 lingered;	/* bytes dropped after */
+};
 
 static struct {
 	struct event_base	*base;
@@ -109,25 +123,56 @@ metrics_check(const char *section, const char *key, const char *value,
 }
 
 static void
-conn_close(struct bufferevent *bev)
+conn_close(struct hconn *c)
 {
-	bufferevent_free(bev);
+	bufferevent_free(c->bev);
+	free(c);
 	hd.conns--;
+}
+
+static void
+on_linger_read(struct bufferevent *bev, void *arg)
+{
+	struct hconn	*c = arg;
+	struct evbuffer	*in = bufferevent_get_input(bev);
+
+	c->lingered += evbuffer_get_length(in);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (c->lingered > HTTPD_LINGER_MAX)
+		conn_close(c);
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	conn_close(arg);	/* EOF, error or timeout */
 }
 
 static void
 on_written(struct bufferevent *bev, void *arg)
 {
-	(void)arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_close(bev);
+	struct hconn	*c = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	if (shutdown(bufferevent_getfd(bev), SHUT_WR) == -1) {
+		conn_close(c);
+		return;
+	}
+	bufferevent_setcb(bev, on_linger_read, NULL, on_event, c);
+	bufferevent_disable(bev, EV_WRITE);
+	bufferevent_enable(bev, EV_READ);
+	on_linger_read(bev, c);		/* what came with the request */
 }
 
 static void
-respond(struct bufferevent *bev, int status, const char *reason,
-    const char *ctype, const char *body, size_t len)
+respond(struct hconn *c, int status, const char *reason, const char *ctype,
+    const char *body, size_t len)
 {
-	struct evbuffer	*out = bufferevent_get_output(bev);
+	struct bufferevent	*bev = c->bev;
+	struct evbuffer		*out = bufferevent_get_output(bev);
 
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 	    "Content-Length: %zu\r\nConnection: close\r\n%s\r\n", status,
@@ -135,13 +180,14 @@ respond(struct bufferevent *bev, int status, const char *reason,
 	if (body != NULL)
 		evbuffer_add(out, body, len);
 	bufferevent_disable(bev, EV_READ);
-	bufferevent_setcb(bev, NULL, on_written, NULL, NULL);
+	bufferevent_setcb(bev, NULL, on_written, on_event, c);
 	bufferevent_enable(bev, EV_WRITE);
 }
 
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
+	struct hconn		*c = arg;
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	struct evbuffer_ptr	 p;
 	char			 line[256], method[16], target[200];
@@ -150,12 +196,11 @@ on_read(struct bufferevent *bev, void *arg)
 	size_t			 len, n;
 	int			 head;
 
-	(void)arg;
 	p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 	if (p.pos < 0) {
 		if (evbuffer_get_length(in) > HTTPD_MAX_HEAD) {
 			msg = "request head too large\n";
-			respond(bev, 431, "Request Header Fields Too Large",
+			respond(c, 431, "Request Header Fields Too Large",
 			    "text/plain", msg, strlen(msg));
 		}
 		return;
@@ -168,42 +213,34 @@ on_read(struct bufferevent *bev, void *arg)
 	line[strcspn(line, "\r\n")] = '\0';
 	if (sscanf(line, "%15s %199s HTTP/1.%*c", method, target) != 2) {
 		msg = "bad request\n";
-		respond(bev, 400, "Bad Request", "text/plain", msg,
+		respond(c, 400, "Bad Request", "text/plain", msg,
 		    strlen(msg));
 		return;
 	}
 	head = strcmp(method, "HEAD") == 0;
 	if (strcmp(method, "GET") != 0 && !head) {
 		msg = "only GET /metrics\n";
-		respond(bev, 405, "Method Not Allowed", "text/plain", msg,
+		respond(c, 405, "Method Not Allowed", "text/plain", msg,
 		    strlen(msg));
 		return;
 	}
 	target[strcspn(target, "?")] = '\0';
 	if (strcmp(target, "/metrics") != 0) {
 		msg = "only GET /metrics\n";
-		respond(bev, 404, "Not Found", "text/plain", msg, strlen(msg));
+		respond(c, 404, "Not Found", "text/plain", msg, strlen(msg));
 		return;
 	}
 	if ((text = metrics_render(&len)) == NULL) {
 		msg = "out of memory\n";
-		respond(bev, 500, "Internal Server Error", "text/plain", msg,
+		respond(c, 500, "Internal Server Error", "text/plain", msg,
 		    strlen(msg));
 		return;
 	}
 	hd.served++;
 	/* HEAD: the length of what GET would send, and no body. */
-	respond(bev, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+	respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
 	    head ? NULL : text, len);
 	free(text);
-}
-
-static void
-on_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)arg;
-	(void)what;
-	conn_close(bev);	/* EOF, error or timeout */
 }
 
 static void
@@ -211,23 +248,27 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct bufferevent	*bev;
+	struct hconn		*c;
 	struct timeval		 tv = { HTTPD_TIMEOUT_S, 0 };
 
 	(void)l;
 	(void)sa;
 	(void)salen;
 	(void)arg;
-	if (hd.conns >= HTTPD_MAX_CONNS) {
+	if (hd.conns >= HTTPD_MAX_CONNS ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
 	if ((bev = bufferevent_socket_new(hd.base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		free(c);
 		evutil_closesocket(fd);
 		return;
 	}
+	c->bev = bev;
 	hd.conns++;
-	bufferevent_setcb(bev, on_read, NULL, on_event, NULL);
+	bufferevent_setcb(bev, on_read, NULL, on_event, c);
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_setwatermark(bev, EV_READ, 0, HTTPD_MAX_HEAD + 1);
 	bufferevent_enable(bev, EV_READ);

@@ -144,6 +144,11 @@ void	 fill_up(const char *dir);
  */
 void	 daemon_stop_unmount(struct daemon *);
 
+/* A TCP port on 127.0.0.1 free a moment ago. */
+int	 free_port(void);
+/* A connection to 127.0.0.1:port, or -1. */
+int	 tcp_connect(int port);
+
 const char *ermd_path(void);
 const char *ermctl_path(void);
 

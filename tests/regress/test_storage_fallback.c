@@ -65,24 +65,6 @@ have_nginx(void)
 }
 
 static int
-free_port(void)
-{
-	struct sockaddr_in	sin;
-	socklen_t		sl = sizeof(sin);
-	int			fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	getsockname(fd, (struct sockaddr *)&sin, &sl);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return (port);
-}
-
-static int
 port_open(int port)
 {
 	struct sockaddr_in	sin;
