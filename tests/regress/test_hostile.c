@@ -11,8 +11,10 @@
  * daemon must still serve, store and stop cleanly (under `make asan`,
  * without a leak). The same for the config file (hundreds of damaged
  * copies of the documented config through `ermd -t` and config.reload)
- * and for ermctl (working command lines with a word swapped or put in:
- * every exit status one that ermctl(1) documents, never a crash).
+ * for ermctl (working command lines with a word swapped or put in:
+ * every exit status one that ermctl(1) documents, never a crash), and for
+ * the metrics listener (mangled HTTP requests: a documented status or,
+ * for a head that never ended, a close; no connection slot lost).
  *
  * The choices are a fixed sequence: HOSTILE_SEED (default 1) and HOSTILE_N
  * (the number of requests, default 4000) replay or widen it (the ids the
@@ -21,9 +23,11 @@
  * method, reply code and message.
  */
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <limits.h>
+#include <poll.h>
 
 #include <check.h>
 #include <fcntl.h>
@@ -1252,6 +1256,267 @@ START_TEST(random_ermctl_command_lines)
 }
 END_TEST
 
+/* ---- the metrics listener --------------------------------------------- */
+
+#define HTTP_HEAD_MAX	8192	/* httpd.c's HTTPD_MAX_HEAD */
+
+static const char *const http_base[] = {
+	"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n",
+	"HEAD /metrics HTTP/1.0\r\n\r\n",
+	"GET /metrics?name[]=ermd_errors_total HTTP/1.1\r\n\r\n",
+	"POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+	"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n",
+	"GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+};
+#define NHTTP	(sizeof(http_base) / sizeof(http_base[0]))
+
+static const char *const http_bits[] = {
+	"\r\n", "\r\n\r\n", "\n", " ", "\t", "%s%n%x", "\xc3\xa9", "\xff\xfe",
+	"HTTP/9.9", "/metrics", "GET", "HEAD", "?", "..", "\x7f", ":",
+	"Host: x\r\n",
+};
+#define NBITS	(sizeof(http_bits) / sizeof(http_bits[0]))
+
+/* Put n bytes of b at position at of the request (len bytes, cap). */
+static size_t
+http_insert(char *req, size_t len, size_t cap, size_t at, const char *b,
+    size_t n)
+{
+	if (len + n > cap)
+		n = cap - len;
+	memmove(req + at + n, req + at, len - at);
+	memmove(req + at, b, n);	/* b may be in req (a word doubled) */
+	return (len + n);
+}
+
+/* A request as a careless or hostile client writes one: len bytes. */
+static size_t
+http_mutant(char *req, size_t cap)
+{
+	const char	*b;
+	size_t		 len, i, k, n;
+	char		 fill[10000];
+
+	if (pick(10) == 0) {			/* noise */
+		len = pick(pick(4) == 0 ? cap : 300);
+		for (i = 0; i < len; i++)
+			req[i] = (char)rnd();
+		return (len);
+	}
+	len = strlen(strcpy(req, http_base[pick(NHTTP)]));
+	for (k = 1 + pick(3); k > 0; k--) {
+		switch (pick(7)) {
+		case 0:				/* a byte changed */
+			if (len > 0)
+				req[pick(len)] = (char)(pick(3) == 0 ? 0 :
+				    rnd());
+			break;
+		case 1:				/* a piece put in */
+			b = http_bits[pick(NBITS)];
+			len = http_insert(req, len, cap, pick(len + 1), b,
+			    strlen(b));
+			break;
+		case 2:				/* cut short */
+			len = pick(len + 1);
+			break;
+		case 3:				/* a long run */
+			n = pick(4) == 0 ? HTTP_HEAD_MAX + pick(200) - 100 :
+			    pick(600);
+			memset(fill, "A /\r\n\0 "[pick(7)], n);
+			len = http_insert(req, len, cap, pick(len + 1), fill,
+			    n);
+			break;
+		case 4:				/* many headers */
+			for (i = pick(400); i > 0; i--)
+				len = http_insert(req, len, cap, len > 2 ?
+				    len - 2 : len, "X-A: b\r\n", 8);
+			break;
+		case 5:				/* bare LFs */
+			for (i = 0; i < len; i++)
+				if (req[i] == '\r')
+					req[i] = pick(2) ? ' ' : '\n';
+			break;
+		default:			/* a word doubled */
+			i = pick(len + 1);
+			n = pick(len - i + 1);
+			len = http_insert(req, len, cap, i, req + i, n);
+			break;
+		}
+	}
+	return (len);
+}
+
+/* Whitespace-separated words of the request line, as a server reads it. */
+static int
+http_line_is(const char *req, size_t len, const char *method,
+    const char *target)
+{
+	char	line[512], *m, *t, *save = NULL;
+	size_t	n = strcspn(req, "\r\n");
+
+	if (n > len)
+		n = len;
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
+	memcpy(line, req, n);
+	line[n] = '\0';
+	if ((m = strtok_r(line, " \t\v\f", &save)) == NULL ||
+	    (t = strtok_r(NULL, " \t\v\f", &save)) == NULL)
+		return (0);
+	t[strcspn(t, "?")] = '\0';
+	return (strcmp(m, method) == 0 && strcmp(t, target) == 0);
+}
+
+/* The answer, whole (the server closes), or what came within 10 s. */
+static size_t
+http_exchange(int port, const char *req, size_t len, char *out, size_t cap)
+{
+	struct pollfd	 p;
+	size_t		 got = 0;
+	ssize_t		 n;
+	double		 t0 = mono_ms();
+	int		 fd;
+
+	ck_assert_int_ne(fd = tcp_connect(port), -1);
+	/* The server may answer 431 and close before all of it is sent. */
+	for (n = 0; (size_t)n < len; ) {
+		ssize_t w = send(fd, req + n, len - (size_t)n, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			break;
+		n += w;
+	}
+	(void)shutdown(fd, SHUT_WR);
+	p.fd = fd;
+	p.events = POLLIN;
+	while (got + 1 < cap && mono_ms() - t0 < 10000 &&
+	    poll(&p, 1, 100) >= 0) {
+		if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		if ((n = read(fd, out + got, cap - 1 - got)) <= 0)
+			break;
+		got += (size_t)n;
+	}
+	ck_assert_msg(mono_ms() - t0 < 10000, "the listener kept a client "
+	    "waiting past its 5 s timeout");
+	out[got] = '\0';
+	close(fd);
+	return (got);
+}
+
+/* Of 16 connections open at once, how many get a 200 for GET /metrics. */
+static int
+slots_serve(int port)
+{
+	char	out[16];
+	int	fds[16], i, ok = 0;
+	size_t	got;
+	ssize_t	rd;
+
+	for (i = 0; i < 16; i++)
+		ck_assert_int_ne(fds[i] = tcp_connect(port), -1);
+	for (i = 0; i < 16; i++) {
+		got = 0;
+		if (write(fds[i], http_base[0], strlen(http_base[0])) ==
+		    (ssize_t)strlen(http_base[0])) {
+			for (; got < 13; got += (size_t)rd)
+				if ((rd = read(fds[i], out + got, 13 -
+				    got)) <= 0)
+					break;
+		}
+		out[got] = '\0';
+		ok += strcmp(out, "HTTP/1.1 200 ") == 0;
+		close(fds[i]);
+	}
+	return (ok);
+}
+
+/*
+ * The optional metrics listener is the one socket that speaks HTTP, to
+ * whatever can reach its port. Hundreds of requests - working ones with
+ * bytes changed, pieces put in, cut short, heads past the 8 KiB bound,
+ * hundreds of headers, bare LFs, plain noise - each get a well-formed
+ * answer with a status among those documented, or, when the head never
+ * ended, the connection closed with nothing said; metrics go only to GET
+ * or HEAD of /metrics; and afterwards all 16 connections the listener
+ * allows still get the metrics (none was lost to a request that went
+ * wrong), and the daemon serves.
+ */
+START_TEST(random_requests_to_the_metrics_listener)
+{
+	static char	 req[HTTP_HEAD_MAX * 2 + 4096], out[1 << 20];
+	char		 conf[128], *body, *cl;
+	const char	*env, *head_end;
+	unsigned long	 seed = 1;
+	size_t		 len, got, headlen;
+	int		 port = free_port(), n, status, by[600] = { 0 };
+	int		 k, ok = 0;
+
+	if ((env = getenv("HOSTILE_SEED")) != NULL)
+		seed = strtoul(env, NULL, 10);
+	rng_state = seed * 0x9E3779B97F4A7C15ULL + 4;
+	snprintf(conf, sizeof(conf), "[metrics]\nlisten = 127.0.0.1:%d\n",
+	    port);
+	daemon_start(&d, conf, NULL);
+	for (n = 1; n <= 500; n++) {
+		len = http_mutant(req, sizeof(req) - 1);
+		req[len] = '\0';
+		got = http_exchange(port, req, len, out, sizeof(out));
+		headlen = len < HTTP_HEAD_MAX + 1 ? len : HTTP_HEAD_MAX + 1;
+		head_end = memmem(req, headlen, "\r\n\r\n", 4);
+		if (got == 0) {
+			ck_assert_msg(head_end == NULL && len <= HTTP_HEAD_MAX,
+			    "seed %lu request %d: closed without an answer:"
+			    "\n%.300s", seed, n, req);
+			by[0]++;
+			continue;
+		}
+		ck_assert_msg(sscanf(out, "HTTP/1.1 %d ", &status) == 1 &&
+		    (status == 200 || status == 400 || status == 404 ||
+		    status == 405 || status == 431), "seed %lu request %d: "
+		    "answered %.80s\n--- to:\n%.300s", seed, n, out, req);
+		by[status]++;
+		/* The head ended within the bound, or the bound was hit. */
+		ck_assert_msg((head_end != NULL) == (status != 431),
+		    "seed %lu request %d: %d for a head of %zu bytes %s its "
+		    "end", seed, n, status, len, head_end ? "with" : "without");
+		ck_assert_ptr_nonnull(body = strstr(out, "\r\n\r\n"));
+		*body = '\0';
+		body += 4;
+		ck_assert_ptr_nonnull(cl = strstr(out, "\r\nContent-Length: "));
+		ck_assert_msg(strtoul(cl + 18, NULL, 10) == strlen(body) ||
+		    (status == 200 && *body == '\0'), "seed %lu request %d: "
+		    "Content-Length %lu, body of %zu bytes", seed, n,
+		    strtoul(cl + 18, NULL, 10), strlen(body));
+		if (status == 200)
+			ck_assert_msg(http_line_is(req, len, "GET", "/metrics")
+			    || http_line_is(req, len, "HEAD", "/metrics"),
+			    "seed %lu request %d: metrics for:\n%.300s", seed,
+			    n, req);
+		if (status == 405)
+			ck_assert_ptr_nonnull(strstr(out,
+			    "\r\nAllow: GET, HEAD"));
+	}
+	fprintf(stderr, "hostile http: seed %lu, closed: %d, 200: %d, 400: %d,"
+	    " 404: %d, 405: %d, 431: %d\n", seed, by[0], by[200], by[400],
+	    by[404], by[405], by[431]);
+	ck_assert_int_gt(by[200], 20);
+	ck_assert_int_gt(by[400] + by[404] + by[405], 20);
+	ck_assert_int_gt(by[431], 5);
+	/*
+	 * Every connection slot is free again: 16 at once get metrics. A
+	 * slot comes free once the listener has seen its client close, a
+	 * moment after the answer: try for up to 5 s (a lost slot never
+	 * comes back).
+	 */
+	for (k = 0; k < 50 && (ok = slots_serve(port)) < 16; k++)
+		usleep(100000);
+	ck_assert_msg(ok == 16, "%d of 16 connections got metrics", ok);
+	assert_serves(&d);
+	ck_assert_int_eq(daemon_stop(&d), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1265,6 +1530,10 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("ermctl");
 	tcase_add_test(tc, random_ermctl_command_lines);
+	tcase_set_timeout(tc, 600);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("http");
+	tcase_add_test(tc, random_requests_to_the_metrics_listener);
 	tcase_set_timeout(tc, 600);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("config");
