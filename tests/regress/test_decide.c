@@ -30,6 +30,16 @@ stop(void)
 		ck_assert_int_eq(daemon_stop(&d), 0);
 }
 
+/* kill -9 the daemon, start it again; a connection to the new one. */
+static int
+kill9_and_reconnect(int fd)
+{
+	close(fd);
+	daemon_kill9(&d);
+	daemon_restart(&d);
+	return (raw_connect(d.sock));
+}
+
 static const char *
 rstr(json_t *r, const char *key)
 {
@@ -254,10 +264,7 @@ START_TEST(state_survives_kill9)
 	fail_n(fd, "other", 3);
 	fail_n(fd, "s3", 5);
 	ck_assert_str_eq(state_of(fd, "s3"), "open");
-	close(fd);
-	daemon_kill9(&d);
-	daemon_restart(&d);
-	fd = raw_connect(d.sock);
+	fd = kill9_and_reconnect(fd);
 	ck_assert_str_eq(state_of(fd, "s3"), "open");
 	r = call_on(fd, "{\"id\":1,\"method\":\"breaker.get\","
 	    "\"params\":{\"name\":\"s3\"}}");
@@ -359,10 +366,7 @@ commit_and_kill9(int fd)
 {
 	json_decref(call_on(fd, "{\"id\":1,\"method\":\"breaker.force\","
 	    "\"params\":{\"name\":\"zz\",\"state\":\"forced_open\"}}"));
-	close(fd);
-	daemon_kill9(&d);
-	daemon_restart(&d);
-	return (raw_connect(d.sock));
+	return (kill9_and_reconnect(fd));
 }
 
 static void
@@ -398,10 +402,7 @@ START_TEST(window_survives_kill9_at_once)
 		record_n(fd, name, "success", 1 + i);
 		record_n(fd, name, "failure", i % 7);
 	}
-	close(fd);
-	daemon_kill9(&d);
-	daemon_restart(&d);
-	fd = raw_connect(d.sock);
+	fd = kill9_and_reconnect(fd);
 	for (i = 0; i < 20; i++) {
 		snprintf(name, sizeof(name), "k%02d", i);
 		expect_window(fd, name, 1 + i + i % 7, i % 7);
@@ -442,10 +443,7 @@ START_TEST(evicted_breaker_comes_back_new)
 	expect_gone(fd, "ev");
 	expect_gone(fd, "ex");
 	record_n(fd, "ev", "success", 2);
-	close(fd);
-	daemon_kill9(&d);
-	daemon_restart(&d);
-	fd = raw_connect(d.sock);
+	fd = kill9_and_reconnect(fd);
 	expect_window(fd, "ev", 2, 0);
 	expect_gone(fd, "ex");
 
@@ -457,10 +455,7 @@ START_TEST(evicted_breaker_comes_back_new)
 	advance_on(fd, 100);
 	record_n(fd, "ew", "success", 1);
 	record_n(fd, "ew", "failure", 1);
-	close(fd);
-	daemon_kill9(&d);
-	daemon_restart(&d);
-	fd = raw_connect(d.sock);
+	fd = kill9_and_reconnect(fd);
 	expect_window(fd, "ew", 2, 1);
 	expect_gone(fd, "ex");
 	close(fd);
@@ -504,10 +499,7 @@ START_TEST(window_counters_journal_and_compaction)
 	ck_assert(journal_exists(3, 1));
 	record_n(fd, "w002", "success", 1);
 	flush_until_gone(fd, 2);
-	close(fd);
-	daemon_kill9(&d);
-	daemon_restart(&d);
-	fd = raw_connect(d.sock);
+	fd = kill9_and_reconnect(fd);
 	expect_window(fd, "w002", 11, 2);
 	expect_window(fd, "w000", 12, 2);
 	close(fd);
