@@ -57,6 +57,8 @@ static const struct option options[] = {
 	    OFF(max_frames_per_wakeup), NULL },
 	{ "daemon", "max_breakers", T_INT, 1, 1000000, "10000",
 	    OFF(max_breakers), NULL },
+	{ "daemon", "max_ops", T_INT, 1, 1000000, "10000", OFF(max_ops),
+	    NULL },
 	{ "store", "path", T_STR, 0, PATH_MAX - 16, "", OFF(store_path), NULL },
 	{ "store", "durability", T_ENUM, 0, 0, "full", OFF(durability),
 	    durability_words },

@@ -41,6 +41,7 @@ struct config {
 	int64_t		 max_output_bytes;
 	int64_t		 max_frames_per_wakeup;
 	int64_t		 max_breakers;
+	int64_t		 max_ops;		/* running at once */
 	/* [store] */
 	char		*store_path;		/* "" means <state_dir>/ermd.db */
 	int		 durability;

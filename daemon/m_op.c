@@ -360,6 +360,11 @@ m_op_begin(struct ermd_req *req)
 			param_fail(&e, "backup", "must be an array of paths");
 			return (req_param_fail(req, &e));
 		}
+	/* Each running op is held in memory until its client ends it. */
+	if (op_running() >= (size_t)ermd.cfg->max_ops)
+		return (req_fail(req, ERM_LIMIT_EXCEEDED, json_pack("{s:s, s:I}",
+		    "limit", "max_ops", "value", (json_int_t)ermd.cfg->max_ops),
+		    "too many running ops"));
 	if ((op = op_new(operation, req->conn->id, req->conn->uid,
 	    req->conn->pid)) == NULL)
 		return (req_fail(req, ERM_INTERNAL_ERROR, NULL,
@@ -667,18 +672,29 @@ m_op_get(struct ermd_req *req)
 	return (REQ_OK);
 }
 
-/* A connection that closes abandons its running ops. */
+/*
+ * A connection that closes abandons its running ops: each is logged up to
+ * ABANDON_LOGGED, then one line says how many more (a client may leave
+ * thousands behind).
+ */
+#define ABANDON_LOGGED	10
+
 static void
 conn_closed(struct conn *c)
 {
 	struct op	*op;
+	size_t		 n = 0;
 
 	while ((op = op_running_of(c->id)) != NULL) {
-		log_info("op %s (%s): abandoned: its connection closed",
-		    op->id, op->operation);
+		if (n++ < ABANDON_LOGGED)
+			log_info("op %s (%s): abandoned: its connection closed",
+			    op->id, op->operation);
 		op->permit[0] = '\0';	/* the breaker released it already */
 		(void)finish(op, OP_FAILED, "abandoned", NULL, REQ_OK);
 	}
+	if (n > ABANDON_LOGGED)
+		log_info("%zu more ops abandoned with that connection",
+		    n - ABANDON_LOGGED);
 }
 
 static int

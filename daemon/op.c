@@ -13,8 +13,17 @@
 /* Finished ops kept in memory for op.get; older ones are read back. */
 #define OP_RECENT	1024
 
+/* The running ops of one connection, so that its close finds them. */
+struct op_owner {
+	struct hnode		 node;		/* by id */
+	uint64_t		 id;
+	struct op		*first;		/* linked by next/prev */
+};
+
 static struct {
 	struct htab		 byid;		/* running and recent */
+	struct htab		 owners;	/* of running ops */
+	size_t			 nrunning;
 	struct op		*recent, *recent_tail;
 	size_t			 nrecent;
 	struct op_recovery	 recovery;
@@ -51,6 +60,7 @@ void
 op_start(void)
 {
 	htab_init(&ops.byid);
+	htab_init(&ops.owners);
 }
 
 void
@@ -79,8 +89,68 @@ op_stop(void)
 		op_free(HTAB_ENTRY(h, struct op, node));
 	}
 	htab_free(&ops.byid);
+	bucket = 0;
+	for (h = htab_next(&ops.owners, NULL, &bucket); h != NULL; h = next) {
+		next = htab_next(&ops.owners, h, &bucket);
+		htab_remove(&ops.owners, h);
+		free(HTAB_ENTRY(h, struct op_owner, node));
+	}
+	htab_free(&ops.owners);
+	ops.nrunning = 0;
 	ops.recent = ops.recent_tail = NULL;
 	ops.nrecent = 0;
+}
+
+static struct op_owner *
+owner_find(uint64_t id)
+{
+	struct hnode	*h = htab_find(&ops.owners, &id, sizeof(id));
+
+	return (h != NULL ? HTAB_ENTRY(h, struct op_owner, node) : NULL);
+}
+
+/* Put a new running op on its connection's list; -1 out of memory. */
+static int
+owner_link(struct op *op)
+{
+	struct op_owner	*o;
+
+	if ((o = owner_find(op->owner)) == NULL) {
+		if ((o = calloc(1, sizeof(*o))) == NULL)
+			return (-1);
+		o->id = op->owner;
+		if (htab_insert(&ops.owners, &o->node, &o->id,
+		    sizeof(o->id)) == -1) {
+			free(o);
+			return (-1);
+		}
+	}
+	op->prev = NULL;
+	op->next = o->first;
+	if (o->first != NULL)
+		o->first->prev = op;
+	o->first = op;
+	ops.nrunning++;
+	return (0);
+}
+
+static void
+owner_unlink(struct op *op)
+{
+	struct op_owner	*o = owner_find(op->owner);
+
+	if (op->prev != NULL)
+		op->prev->next = op->next;
+	else if (o != NULL)
+		o->first = op->next;
+	if (op->next != NULL)
+		op->next->prev = op->prev;
+	op->next = op->prev = NULL;
+	ops.nrunning--;
+	if (o != NULL && o->first == NULL) {
+		htab_remove(&ops.owners, &o->node);
+		free(o);
+	}
 }
 
 struct op *
@@ -103,8 +173,13 @@ op_new(const char *operation, uint64_t owner, uid_t uid, pid_t pid)
 	op->started_at = op->attempt_at = clock_now_ms();
 	op->last_delay_ms = -1;
 	if (op->operation == NULL || op->errors == NULL ||
-	    op->backups == NULL || op->fallbacks == NULL || htab_insert(&ops.byid, &op->node, op->id,
-	    strlen(op->id)) == -1) {
+	    op->backups == NULL || op->fallbacks == NULL ||
+	    htab_insert(&ops.byid, &op->node, op->id, strlen(op->id)) == -1) {
+		op_free(op);
+		return (NULL);
+	}
+	if (owner_link(op) == -1) {
+		htab_remove(&ops.byid, &op->node);
 		op_free(op);
 		return (NULL);
 	}
@@ -128,6 +203,8 @@ op_finish(struct op *op, enum op_state state, const char *reason)
 {
 	struct op	*old;
 
+	if (op->state == OP_RUNNING)
+		owner_unlink(op);
 	op->state = state;
 	op->finished_at = clock_now_ms();
 	snprintf(op->reason, sizeof(op->reason), "%s", reason != NULL ?
@@ -172,17 +249,15 @@ op_recoveries_init(uint64_t attempted, uint64_t succeeded, uint64_t failed)
 struct op *
 op_running_of(uint64_t owner)
 {
-	struct hnode	*h;
-	struct op	*op;
-	size_t		 bucket = 0;
+	struct op_owner	*o = owner_find(owner);
 
-	for (h = htab_next(&ops.byid, NULL, &bucket); h != NULL;
-	    h = htab_next(&ops.byid, h, &bucket)) {
-		op = HTAB_ENTRY(h, struct op, node);
-		if (op->state == OP_RUNNING && op->owner == owner)
-			return (op);
-	}
-	return (NULL);
+	return (o != NULL ? o->first : NULL);
+}
+
+size_t
+op_running(void)
+{
+	return (ops.nrunning);
 }
 
 void

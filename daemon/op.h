@@ -44,7 +44,8 @@ struct op {
 	json_t			*backups;	/* [{path, backup_id}] */
 	json_t			*fallbacks;	/* [backend names given] */
 	int			 rollback_failed;
-	struct op		*next, *prev;	/* running or recent list */
+	struct op		*next, *prev;	/* its connection's running
+						   ops, or the recent ones */
 };
 
 /* What op.fail decided. */
@@ -114,7 +115,9 @@ void		 op_recoveries(uint64_t *attempted, uint64_t *succeeded,
 void		 op_recoveries_init(uint64_t attempted, uint64_t succeeded,
 		    uint64_t failed);
 void		 op_count_finished(const struct op *);
-/* A running op of the connection owner, or NULL. */
+/* A running op of the connection owner, or NULL (O(1)). */
 struct op	*op_running_of(uint64_t owner);
+/* How many ops are running. */
+size_t		 op_running(void);
 
 #endif

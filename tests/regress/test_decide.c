@@ -1218,6 +1218,73 @@ run_ctl(char *out, size_t outsz, const char *const *args)
 	return (ermctl(&d, out, outsz, args));
 }
 
+static json_t *
+begin_on(int fd, const char *operation)
+{
+	return (call_on(fd, "{\"id\":1,\"method\":\"op.begin\","
+	    "\"params\":{\"operation\":\"%s\"}}", operation));
+}
+
+/* One more op.begin on fd past max_ops: 1005 naming the limit. */
+static void
+expect_max_ops(int fd)
+{
+	json_t	*r = begin_on(fd, "over"), *data;
+
+	ck_assert_int_eq(reply_code(r), 1005);
+	data = json_object_get(json_object_get(r, "error"), "data");
+	ck_assert_str_eq(json_string_value(json_object_get(data, "limit")),
+	    "max_ops");
+	ck_assert_int_eq(json_integer_value(json_object_get(data, "value")),
+	    3);
+	json_decref(r);
+}
+
+/*
+ * [daemon] max_ops bounds the ops running at once, every connection
+ * together: an op that ends, and the ops of a connection that closes,
+ * make room again, exactly.
+ */
+START_TEST(running_ops_are_bounded)
+{
+	int	 a, b, i;
+	json_t	*r;
+	char	 op[64];
+
+	daemon_start(&d, "[daemon]\nmax_ops = 3\n", NULL);
+	a = raw_connect(d.sock);
+	b = raw_connect(d.sock);
+	for (i = 0; i < 3; i++) {
+		r = begin_on(a, "held");
+		ck_assert_int_eq(reply_code(r), 0);
+		if (i == 0)
+			snprintf(op, sizeof(op), "%s", rstr(r, "op"));
+		json_decref(r);
+	}
+	expect_max_ops(a);
+	expect_max_ops(b);
+	r = call_on(a, "{\"id\":2,\"method\":\"op.succeed\","
+	    "\"params\":{\"op\":\"%s\"}}", op);
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	r = begin_on(b, "b1");
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	expect_max_ops(b);
+	/* a's two running ops end with its connection. */
+	close(a);
+	usleep(100000);
+	for (i = 0; i < 2; i++) {
+		r = begin_on(b, "b2");
+		ck_assert_int_eq(reply_code(r), 0);
+		json_decref(r);
+	}
+	expect_max_ops(b);
+	close(b);
+	assert_serves(&d);
+}
+END_TEST
+
 /* ermctl run: a command that fails twice, then succeeds. */
 START_TEST(ermctl_run_recovers)
 {
@@ -1998,6 +2065,7 @@ main(void)
 	tcase_add_test(tc, ops_retry_then_succeed);
 	tcase_add_test(tc, ops_retry_permit_and_budget);
 	tcase_add_test(tc, ops_strategies_and_abandon);
+	tcase_add_test(tc, running_ops_are_bounded);
 	tcase_add_test(tc, ermctl_run_recovers);
 	tcase_add_test(tc, ermctl_run_until_breaker_opens);
 	tcase_add_test(tc, ermctl_classify_and_breakers);
