@@ -15,6 +15,7 @@ BENCH_BIN = $(B)/bench/loadgen $(B)/bench/echo_server
 BENCH_SCRIPTS = bench/run-ping.sh
 BENCH_SCRIPTS += bench/storage.sh
 BENCH_SCRIPTS += bench/run-breaker.sh
+BENCH_SCRIPTS += bench/run-soak.sh
 
 .PHONY: bench-all bench-bin $(BENCH_SCRIPTS)
 
