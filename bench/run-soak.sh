@@ -8,14 +8,16 @@
 # One ermd, small bounds so that each kind of state is made and dropped
 # many times: breakers evicted after 1 s idle, the breaker journal rotated
 # and compacted every MiB, at most 20,000 stored errors (pruned every
-# second); max_ops raised so that every op.begin makes an op. Each round,
+# second), finished workflows kept a second; max_ops raised so that every op.begin makes an op. Each round,
 # with fresh names:
 #   - breaker acquire+record pairs on 50,000 new breakers (64 clients);
 #   - error.report of 100,000 distinct operations and contexts;
 #   - op.begin on new operations with breakers, left open: the ops end
 #     as failed when the load generator's connections close;
 #   - events.subscribe on connections that then close;
-#   - error.classify and retry.next over 100,000 budget keys.
+#   - error.classify and retry.next over 100,000 budget keys;
+#   - workflows of 20 steps (10 wide) from 16 clients, finished ones
+#     pruned after a second (bench/workflow_load).
 # After each round: ermd's VmRSS and what it holds (status). The ratio
 # compares the last round with the middle one: near 1.00 when memory has
 # levelled off (the first rounds fill SQLite's page caches and malloc's
@@ -37,9 +39,10 @@ done
 ROUNDS=${ROUNDS:-20}
 RAW=${RAW:-}
 LOADGEN=$B/bench/loadgen
+WFLOAD=$B/bench/workflow_load
 ERMD=$B/ermd
 ERMCTL=$B/ermctl
-for f in "$ERMD" "$ERMCTL" "$LOADGEN"; do
+for f in "$ERMD" "$ERMCTL" "$LOADGEN" "$WFLOAD"; do
 	[ -x "$f" ] || { echo "soak: $f not built" >&2; exit 1; }
 done
 
@@ -57,6 +60,9 @@ breaker_journal_bytes = 1048576
 idle_evict_ms = 1000
 [errors]
 max_rows = 20000
+prune_interval_ms = 1000
+[workflow]
+max_age_ms = 1000
 prune_interval_ms = 1000
 EOF
 start ermd erm "$dir/ermd.sock" "$dir/ermd.log" \
@@ -87,9 +93,9 @@ rss_kb() {
 }
 
 echo "memory under churn: ermd VmRSS after each round ($ROUNDS rounds)"
-printf "%6s %9s %12s %9s %12s\n" round rss_MiB requests breakers \
-    errors_total
-total=0 mid=0 last=0
+printf "%6s %9s %12s %10s %9s %12s\n" round rss_MiB requests workflows \
+    breakers errors_total
+total=0 wf=0 mid=0 last=0
 for round in $(seq 1 "$ROUNDS"); do
 	n=0
 	churn -c 64 -d 1 -B 50000 -n "r${round}b"
@@ -98,6 +104,9 @@ for round in $(seq 1 "$ROUNDS"); do
 	churn -c 32 -d 1 -m "$SUBSCRIBE"
 	churn -c 16 -d 1 -K 100000 -m "$CLASSIFY"
 	churn -c 16 -d 1 -K 100000 -m "$RETRY"
+	"$WFLOAD" -s "$s" -m par -n 20 -w 10 -c 16 -t 1 > "$dir/wf.out" ||
+	    { echo "soak: workflow_load failed" >&2; exit 1; }
+	wf=$((wf + $(sed -n 's/.* workflows=\([0-9]*\) .*/\1/p' "$dir/wf.out")))
 	total=$((total + n))
 	rss=$(rss_kb)
 	status=$("$ERMCTL" --socket "$s" status --json) ||
@@ -106,14 +115,15 @@ for round in $(seq 1 "$ROUNDS"); do
 	    's/.*"breakers":{"total":\([0-9]*\).*"errors_total":\([0-9]*\).*/\1 \2/p')"
 	[ -n "$RAW" ] && echo "round=$round rss_kb=$rss requests=$n $status" \
 	    >> "$RAW"
-	printf "%6d %9.1f %12d %9s %12s\n" "$round" "$(echo "$rss" |
-	    awk '{ print $1 / 1024 }')" "$total" "${breakers:--}" "${errors:--}"
+	printf "%6d %9.1f %12d %10d %9s %12s\n" "$round" "$(echo "$rss" |
+	    awk '{ print $1 / 1024 }')" "$total" "$wf" "${breakers:--}" \
+	    "${errors:--}"
 	[ "$round" -eq $(((ROUNDS + 1) / 2)) ] && mid=$rss
 	last=$rss
 done
-echo "(requests: served so far; breakers: held now (idle ones are" \
-    "evicted after 1 s); errors_total: reported so far (at most 20,000" \
-    "stored))"
+echo "(requests, workflows: served and run so far; breakers: held now" \
+    "(idle ones are evicted after 1 s); errors_total: reported so far (at" \
+    "most 20,000 stored))"
 echo "$last $mid $ROUNDS" | awk '{ r = $2 > 0 ? $1 / $2 : 0
     printf "rss round %d / round %d: %.2f (%s)\n", $3, int(($3 + 1) / 2), r,
 	r <= 1.10 ? "levelled off" : "still growing" }'
