@@ -2184,6 +2184,80 @@ START_TEST(test_replay_evicted)
 }
 END_TEST
 
+/* b's snapshot is want (which it consumes). */
+static void
+expect_snapshot(struct breakers *reg, const char *name, json_t *want)
+{
+	json_t	*got = breaker_snapshot(breaker_find(reg, name));
+
+	ck_assert_msg(got != NULL && json_equal(got, want), "snapshot %s, "
+	    "want %s", json_dumps(got, JSON_COMPACT), json_dumps(want,
+	    JSON_COMPACT));
+	json_decref(got);
+	json_decref(want);
+}
+
+/*
+ * The snapshot, every member: a count window's ring (a digit a call, bit
+ * 0 failure, bit 1 slow) with last_error, and a time window's buckets
+ * with the breaker.configure overrides.
+ */
+START_TEST(test_snapshot_text)
+{
+	struct breaker_config	 c;
+	struct breakers		*reg;
+	struct param_err	 e;
+	json_t			*err = json_pack("{s:s}", "errno", "EIO"), *cfg;
+	uint64_t		 t0 = clock_now_ms();
+
+	breaker_config_defaults(&c);
+	cset(&c, "window", "count");
+	cset(&c, "window_size", "4");
+	cset(&c, "failure_rate_threshold", "100");
+	cset(&c, "slow_call_ms", "100");
+	reg = mkreg(&c);
+	call_d(reg, "cb", OUTCOME_SUCCESS, 250);
+	ck_assert(rec_full(reg, "cb", NULL, OUTCOME_FAILURE, -1, CAT_NONE,
+	    err));
+	expect_snapshot(reg, "cb", json_pack("{s:i, s:s, s:s, s:i, s:i, s:i, "
+	    "s:I, s:i, s:{s:s, s:i, s:i, s:i, s:i, s:i, s:s}, s:{s:i, s:i, "
+	    "s:i, s:i, s:i, s:b}, s:O}", "v", 1, "name", "cb", "state",
+	    "closed", "generation", 0, "open_count", 0, "opened_at", 0,
+	    "state_since", (json_int_t)t0, "not_permitted", 0, "window",
+	    "type", "count", "size", 4, "calls", 2, "failures", 1,
+	    "slow_calls", 1, "consecutive_failures", 1, "ring", "21",
+	    "half_open", "outstanding", 0, "calls", 0, "failures", 0,
+	    "slow_calls", 0, "consecutive_failures", 0, "shown", 0,
+	    "last_error", err));
+	breakers_free(reg);
+
+	breaker_config_defaults(&c);
+	cset(&c, "window", "time");
+	cset(&c, "window_size", "10");
+	cset(&c, "failure_rate_threshold", "100");
+	reg = mkreg(&c);
+	call(reg, "t", OUTCOME_SUCCESS);
+	clock_advance(1000);
+	call(reg, "t", OUTCOME_FAILURE);
+	cfg = json_pack("{s:i}", "failure_threshold", 7);
+	ck_assert_int_eq(breaker_configure(reg, "t", cfg, &e, NULL), 0);
+	expect_snapshot(reg, "t", json_pack("{s:i, s:s, s:s, s:i, s:i, s:i, "
+	    "s:I, s:i, s:{s:s, s:i, s:i, s:i, s:i, s:i, s:[[I, i, i, i], "
+	    "[I, i, i, i]]}, s:{s:i, s:i, s:i, s:i, s:i, s:b}, s:O}", "v", 1,
+	    "name", "t", "state", "closed", "generation", 0, "open_count", 0,
+	    "opened_at", 0, "state_since", (json_int_t)t0, "not_permitted", 0,
+	    "window", "type", "time", "size", 10, "calls", 2, "failures", 1,
+	    "slow_calls", 0, "consecutive_failures", 1, "buckets",
+	    (json_int_t)(t0 / 1000), 1, 0, 0, (json_int_t)(t0 / 1000 + 1), 1,
+	    1, 0, "half_open", "outstanding", 0, "calls", 0, "failures", 0,
+	    "slow_calls", 0, "consecutive_failures", 0, "shown", 0, "config",
+	    cfg));
+	json_decref(cfg);
+	json_decref(err);
+	breakers_free(reg);
+}
+END_TEST
+
 START_TEST(test_snapshot_open)
 {
 	struct breaker_config	 c;
@@ -2477,6 +2551,7 @@ breaker_suite(void)
 	tc = tcase_create("durability");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_replay_evicted);
+	tcase_add_test(tc, test_snapshot_text);
 	tcase_add_test(tc, test_snapshot_open);
 	tcase_add_test(tc, test_snapshot_open_expired);
 	tcase_add_test(tc, test_snapshot_half_open);
