@@ -55,6 +55,8 @@ static const struct option options[] = {
 	    "8388608", OFF(max_output_bytes), NULL },
 	{ "daemon", "max_frames_per_wakeup", T_INT, 1, 100000, "64",
 	    OFF(max_frames_per_wakeup), NULL },
+	{ "daemon", "max_inflight", T_INT, 1, 1000000, "256",
+	    OFF(max_inflight), NULL },
 	{ "daemon", "max_breakers", T_INT, 1, 1000000, "10000",
 	    OFF(max_breakers), NULL },
 	{ "daemon", "max_ops", T_INT, 1, 1000000, "10000", OFF(max_ops),

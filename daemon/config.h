@@ -40,6 +40,7 @@ struct config {
 	int64_t		 read_timeout_ms;
 	int64_t		 max_output_bytes;
 	int64_t		 max_frames_per_wakeup;
+	int64_t		 max_inflight;		/* per connection */
 	int64_t		 max_breakers;
 	int64_t		 max_ops;		/* running at once */
 	/* [store] */

@@ -109,6 +109,40 @@ conn_unref(struct conn *c)
 		schedule_reap();
 }
 
+void
+conn_request_begin(struct conn *c)
+{
+	conn_ref(c);
+	c->inflight++;
+}
+
+void
+conn_request_end(struct conn *c)
+{
+	c->inflight--;
+	if (c->paused && !c->dead && c->inflight < ermd.cfg->max_inflight) {
+		c->paused = 0;
+		log_debug("conn %llu: reading again",
+		    (unsigned long long)c->id);
+		event_add(c->ev_read, NULL);
+		/* The frames read before the pause go first. */
+		event_active(c->ev_read, EV_READ, 0);
+	}
+	conn_unref(c);
+}
+
+/* Too many requests unanswered: read nothing more for now. */
+static void
+pause_reading(struct conn *c)
+{
+	log_debug("conn %llu: %d requests unanswered, not reading",
+	    (unsigned long long)c->id, c->inflight);
+	c->paused = 1;
+	event_del(c->ev_read);
+	/* What waits in the buffer is not a slow client's partial frame. */
+	clock_timer_cancel(c->read_timer);
+}
+
 static void
 read_timeout(void *arg)
 {
@@ -449,6 +483,10 @@ process_input(struct conn *c)
 			more = 1;
 			break;
 		}
+		if (c->inflight >= ermd.cfg->max_inflight) {
+			pause_reading(c);
+			break;
+		}
 		switch (erm_frame_parse(c->in + off, c->in_len - off,
 		    (size_t)ermd.cfg->max_frame, &body, &blen, &used)) {
 		case ERM_FRAME_MORE:
@@ -497,7 +535,7 @@ done:
 				c->in_cap = IN_INITIAL;
 			}
 		}
-	} else if (!clock_timer_pending(c->read_timer) &&
+	} else if (!c->paused && !clock_timer_pending(c->read_timer) &&
 	    ermd.cfg->read_timeout_ms > 0)
 		clock_timer_after(c->read_timer,
 		    (uint64_t)ermd.cfg->read_timeout_ms);
@@ -516,7 +554,7 @@ conn_read(int fd, short ev, void *arg)
 	c->in_callback = 1;
 	/* Frames left from the last pass go first, before reading more. */
 	backlog = process_input(c);
-	if (!backlog && !c->dead) {
+	if (!backlog && !c->dead && !c->paused) {
 		if (c->in_len == c->in_cap && grow_input(c) == -1) {
 			conn_close(c, "out of memory");
 			goto out;
@@ -537,7 +575,7 @@ conn_read(int fd, short ev, void *arg)
 		    grow_input(c) == -1)
 			conn_close(c, "out of memory");
 	}
-	if (backlog && !c->dead)
+	if (backlog && !c->dead && !c->paused)
 		event_active(c->ev_read, EV_READ, 0);
 out:
 	c->in_callback = 0;

@@ -35,6 +35,9 @@ struct conn {
 	struct subscriber	 sub;		/* events; mask 0 = none */
 
 	int			 refs;		/* requests in flight + 1 */
+	int			 inflight;	/* requests not answered yet */
+	int			 paused;	/* not read: inflight at the
+						   limit */
 	int			 dead;		/* closed, waiting for refs */
 	int			 in_callback;	/* defer flushes to the end */
 	uint64_t		 requests;
@@ -46,6 +49,15 @@ struct conn	*conn_new(int fd);
 void		 conn_close(struct conn *, const char *why);
 void		 conn_ref(struct conn *);
 void		 conn_unref(struct conn *);
+/*
+ * A request read from c starts, and ends (its answer queued). While
+ * [daemon] max_inflight of a connection's requests are unanswered (each
+ * holds memory: a commit, a breaker or a workflow to wait for), ermd
+ * reads no more of its frames; they wait in the socket, and the client's
+ * writes block, until an answer goes out.
+ */
+void		 conn_request_begin(struct conn *);
+void		 conn_request_end(struct conn *);
 
 /* Queue one message (borrowed) as a frame; closes on the output limit. */
 void		 conn_send(struct conn *, json_t *msg);

@@ -196,7 +196,7 @@ req_finish(struct ermd_req *req, int status)
 		send_error(req->conn, req->id, req->code, req->msg, req->data);
 	}
 	count(req->method_index, status == REQ_OK, req->t0_ns);
-	conn_unref(req->conn);
+	conn_request_end(req->conn);
 	json_decref(req->result);
 	free(req->result_text);
 	json_decref(req->data);
@@ -254,7 +254,7 @@ dispatch_frame(struct conn *c, const uint8_t *body, size_t len)
 	req->id = env.id;
 	req->params = env.params;
 	req->t0_ns = t0;
-	conn_ref(c);
+	conn_request_begin(c);
 	rc = m->exec(req);
 	if (rc != REQ_ASYNC)
 		req_finish(req, rc);

@@ -517,6 +517,65 @@ START_TEST(slow_request_does_not_block_the_connection)
 }
 END_TEST
 
+static void
+start_limited(void)
+{
+	static const char *const args[] = { "--manual-clock", NULL };
+
+	daemon_start(&d, "[daemon]\nmax_inflight = 4\nread_timeout_ms = 100\n",
+	    args);
+}
+
+/*
+ * Past [daemon] max_inflight unanswered requests, a connection is not
+ * read: a client that pipelines waits without end holds a bounded amount
+ * of memory. The frames behind wait in the buffer, untouched by
+ * read_timeout_ms, and are handled once answers go out.
+ */
+START_TEST(unanswered_requests_are_bounded)
+{
+	int	 fd = raw_connect(d.sock), ctl = raw_connect(d.sock), i;
+	json_t	*r;
+	char	 req[160];
+
+	r = raw_call(ctl, "{\"id\":1,\"method\":\"breaker.force\","
+	    "\"params\":{\"name\":\"slow\",\"state\":\"forced_open\"}}");
+	ck_assert_int_eq(reply_code(r), 0);
+	json_decref(r);
+	for (i = 0; i < 4; i++) {
+		snprintf(req, sizeof(req), "{\"id\":%d,\"method\":"
+		    "\"breaker.acquire\",\"params\":{\"name\":\"slow\","
+		    "\"wait_ms\":60000}}", i);
+		raw_send_frame(fd, req);
+	}
+	raw_send_frame(fd, "{\"id\":\"behind\",\"method\":\"ping\"}");
+	ck_assert_ptr_null(r = raw_recv(fd, 300));
+	/* Past read_timeout_ms, the connection is still there. */
+	r = raw_call(ctl, "{\"id\":2,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":1000}}");
+	json_decref(r);
+	ck_assert_ptr_null(r = raw_recv(fd, 300));
+	/* The waits end at their deadline; then the ping is read. */
+	r = raw_call(ctl, "{\"id\":3,\"method\":\"debug.advance\","
+	    "\"params\":{\"ms\":60000}}");
+	json_decref(r);
+	for (i = 0; i < 4; i++) {
+		ck_assert_ptr_nonnull(r = raw_recv(fd, 5000));
+		ck_assert_int_eq(reply_code(r), 1004);
+		json_decref(r);
+	}
+	ck_assert_ptr_nonnull(r = raw_recv(fd, 5000));
+	ck_assert_str_eq(json_string_value(json_object_get(r, "id")),
+	    "behind");
+	ck_assert(json_is_true(json_object_get(json_object_get(r, "result"),
+	    "pong")));
+	json_decref(r);
+	close(fd);
+	close(ctl);
+	assert_serves(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -543,6 +602,11 @@ main(void)
 	tcase_add_test(tm, slowloris_partial_frame);
 	tcase_add_test(tm, split_frame_that_advances_the_clock);
 	tcase_add_test(tm, slow_request_does_not_block_the_connection);
+	suite_add_tcase(s, tm);
+	tm = tcase_create("limited");
+	tcase_set_timeout(tm, 60);
+	tcase_add_checked_fixture(tm, start_limited, stop);
+	tcase_add_test(tm, unanswered_requests_are_bounded);
 	suite_add_tcase(s, tm);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
