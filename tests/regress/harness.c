@@ -457,12 +457,12 @@ run_prog(char *out, size_t outsz, const char *const *argv)
 	    128 + WTERMSIG(status));
 }
 
-int
-ermctl(const struct daemon *d, char *out, size_t outsz,
-    const char *const *args)
+/* ermctl --socket SOCK ARGS... into argv (32 slots, NULL-terminated). */
+static void
+ermctl_argv(const struct daemon *d, const char *const *args,
+    const char *argv[32])
 {
-	const char	*argv[32];
-	int		 argc = 0, i;
+	int	argc = 0, i;
 
 	argv[argc++] = ermctl_path();
 	argv[argc++] = "--socket";
@@ -470,6 +470,15 @@ ermctl(const struct daemon *d, char *out, size_t outsz,
 	for (i = 0; args[i] != NULL && argc < 31; i++)
 		argv[argc++] = args[i];
 	argv[argc] = NULL;
+}
+
+int
+ermctl(const struct daemon *d, char *out, size_t outsz,
+    const char *const *args)
+{
+	const char	*argv[32];
+
+	ermctl_argv(d, args, argv);
 	return (run_prog(out, outsz, argv));
 }
 
@@ -478,15 +487,10 @@ ermctl_start(const struct daemon *d, const char *out_path,
     const char *const *args)
 {
 	const char	*argv[32];
-	int		 argc = 0, i, fd;
+	int		 fd;
 	pid_t		 pid;
 
-	argv[argc++] = ermctl_path();
-	argv[argc++] = "--socket";
-	argv[argc++] = d->sock;
-	for (i = 0; args[i] != NULL && argc < 31; i++)
-		argv[argc++] = args[i];
-	argv[argc] = NULL;
+	ermctl_argv(d, args, argv);
 	ck_assert_int_ne(fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC,
 	    0600), -1);
 	ck_assert_int_ne(pid = fork(), -1);
