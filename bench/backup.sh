@@ -13,13 +13,8 @@
 #   bash bench/backup.sh -b build      (LARGE_MB, SMALL_N, REPS to change)
 set -eu
 
-B=build
-while getopts b: opt; do
-	case $opt in
-	b) B=$OPTARG ;;
-	*) echo "usage: $0 [-b BUILD_DIR]" >&2; exit 2 ;;
-	esac
-done
+# shellcheck source=bench/args.sh
+. "$(dirname "$0")/args.sh"
 REPS=${REPS:-3}
 LARGE_MB=${LARGE_MB:-1024}
 SMALL_N=${SMALL_N:-10000}

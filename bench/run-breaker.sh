@@ -58,13 +58,8 @@
 
 set -u
 
-B=build
-while getopts b: opt; do
-	case $opt in
-	b) B=$OPTARG ;;
-	*) echo "usage: $0 [-b BUILD_DIR]" >&2; exit 2 ;;
-	esac
-done
+# shellcheck source=bench/args.sh
+. "$(dirname "$0")/args.sh"
 
 DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-0.5}
