@@ -983,6 +983,17 @@ row_found(const struct store_row *row, void *arg)
 	return (1);
 }
 
+/*
+ * A descriptor of the trash directory for one emptying, opened anew: a
+ * duplicate would share its read position with bk.trashfd, left at the
+ * end by the last read, and the walk would see nothing.
+ */
+static int
+trash_open(void)
+{
+	return (openat(bk.trashfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+}
+
 static void
 trash_work(void *arg)
 {
@@ -1000,6 +1011,8 @@ trash_work(void *arg)
 	closedir(d);
 }
 
+static void	trash_empty(void);
+
 static void
 trash_done(void *arg)
 {
@@ -1007,10 +1020,7 @@ trash_done(void *arg)
 	bk.trash_busy = 0;
 	if (bk.trash_again) {
 		bk.trash_again = 0;
-		bk.trash_busy = 1;
-		if (worker_submit(trash_work, trash_done, (void *)(intptr_t)
-		    fcntl(bk.trashfd, F_DUPFD_CLOEXEC, 3)) == -1)
-			bk.trash_busy = 0;
+		trash_empty();
 	}
 }
 
@@ -1024,7 +1034,7 @@ trash_empty(void)
 		bk.trash_again = 1;
 		return;
 	}
-	if ((fd = fcntl(bk.trashfd, F_DUPFD_CLOEXEC, 3)) == -1)
+	if ((fd = trash_open()) == -1)
 		return;
 	bk.trash_busy = 1;
 	if (worker_submit(trash_work, trash_done, (void *)(intptr_t)fd) ==

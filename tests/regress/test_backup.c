@@ -286,6 +286,22 @@ bare_prunes(void)
 }
 
 /*
+ * Removed objects are renamed into objects/trash, which a worker empties:
+ * wait for it to hold nothing (10 s at most).
+ */
+static int
+trash_emptied(void)
+{
+	char	trash[256];
+	int	i, n = -1;
+
+	snprintf(trash, sizeof(trash), "%s/trash", b.objects);
+	for (i = 0; i < 100 && (n = bk_count_files(trash)) != 0; i++)
+		usleep(100000);
+	return (n);
+}
+
+/*
  * keep_last keeps the newest of each path, on backup.prune and on the
  * hourly timer; max_age_ms removes what is older; objects go with their
  * last record.
@@ -332,6 +348,7 @@ START_TEST(prune_keeps_the_newest)
 		    ids[4 - i]));
 	json_decref(list);
 	ck_assert(!bk_exists(obj));
+	ck_assert_int_eq(trash_emptied(), 0);
 	list = list_ids(other);
 	ck_assert_int_eq(json_array_size(list), 1);
 	json_decref(list);
@@ -369,8 +386,9 @@ START_TEST(prune_keeps_the_newest)
 	ck_assert_int_eq(json_array_size(json_object_get(bk_result(r),
 	    "backups")), 0);
 	json_decref(r);
-	/* Every object went with its last record. */
+	/* Every object went with its last record, and left the trash. */
 	ck_assert_int_eq(bk_count_objects(&b), 0);
+	ck_assert_int_eq(trash_emptied(), 0);
 	r = bk_rpc(&b, "metrics.get", NULL);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(
 	    bk_result(r), "backups"), "bytes")), 0);
