@@ -40,7 +40,7 @@ EXAMPLES    = $(patsubst docs/examples/%.c,$(B)/examples/%,$(wildcard docs/examp
 all: $(B)/ermd $(B)/ermctl $(B)/liberm.so.1 $(B)/liberm.a $(B)/liberm.pc \
     $(EXAMPLES)
 
-.PHONY: all deps run check check-all unit regress fuzz asan bench clean \
+.PHONY: all deps run check check-all unit regress fuzz asan tsan bench clean \
 	systemd-check supabase-selftest promtool install uninstall man-lint \
 	install-check python-test
 
@@ -314,10 +314,24 @@ asan:
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" \
 	    unit regress
 
+# Data races: the unit and regress suites built with ThreadSanitizer. Every
+# process they start (ermd, ermctl) writes its reports to build-tsan/tsan/,
+# and any report fails the run: a daemon killed with -9 cannot fail it by
+# its exit status.
+tsan:
+	rm -rf build-tsan/tsan && mkdir -p build-tsan/tsan
+	TSAN_OPTIONS="log_path=$(CURDIR)/build-tsan/tsan/report" \
+	    $(MAKE) B=build-tsan OPT="-O1 -g" SAN="-fsanitize=thread" \
+	    unit regress
+	@if ls build-tsan/tsan/report.* >/dev/null 2>&1; then \
+	    cat build-tsan/tsan/report.*; \
+	    echo "tsan: data races reported"; exit 1; fi
+	@echo "tsan: no data race reported"
+
 bench: all
 	@$(MAKE) --no-print-directory -f bench/bench.mk B=$(B)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
--include $(shell find $(B) build-asan -name '*.d' -type f 2>/dev/null)
+-include $(shell find $(B) build-asan build-tsan -name '*.d' -type f 2>/dev/null)

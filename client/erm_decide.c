@@ -545,7 +545,7 @@ erm_execute(struct erm_client *c, const char *operation, erm_fn fn,
 	struct erm_exec_result	 local;
 	struct erm_errinfo	 err;
 	json_t			*params, *result = NULL;
-	int64_t			 start, delay;
+	int64_t			 start, delay = 0;
 	enum erm_status		 st;
 
 	if (res == NULL)

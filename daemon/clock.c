@@ -1,6 +1,7 @@
 /* The daemon clock and its timer heap; see clock.h. */
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,7 +23,12 @@ struct clock_timer {
 
 static struct {
 	int			  manual;
-	uint64_t		  now;		/* manual mode */
+	/*
+	 * Manual mode: moved by the loop, read by every thread (store jobs
+	 * stamp rows), hence atomic. Relaxed is enough: a reader needs a
+	 * time, not an order with anything else the loop wrote.
+	 */
+	_Atomic uint64_t	  now;
 	uint64_t		  wall0, mono0;	/* real mode anchor */
 	struct event_base	 *base;
 	struct event		 *ev;		/* fires for the heap's head */
@@ -46,7 +52,7 @@ uint64_t
 clock_now_ms(void)
 {
 	if (clk.manual)
-		return (clk.now);
+		return (atomic_load_explicit(&clk.now, memory_order_relaxed));
 	return (clk.wall0 + (ts_ms(CLOCK_MONOTONIC) - clk.mono0));
 }
 
@@ -167,7 +173,8 @@ fire_due(uint64_t limit)
 		t = clk.heap[0];
 		heap_remove(t);
 		if (clk.manual && t->when > clk.now)
-			clk.now = t->when;
+			atomic_store_explicit(&clk.now, t->when,
+			    memory_order_relaxed);
 		t->cb(t->arg);
 	}
 }
@@ -190,7 +197,7 @@ clock_init(struct event_base *base, int manual)
 	clk.manual = manual;
 	clk.wall0 = ts_ms(CLOCK_REALTIME);
 	clk.mono0 = ts_ms(CLOCK_MONOTONIC);
-	clk.now = clk.wall0;
+	atomic_store_explicit(&clk.now, clk.wall0, memory_order_relaxed);
 	clk.base = base;
 	if (base != NULL &&
 	    (clk.ev = evtimer_new(base, clock_event, NULL)) == NULL)
@@ -215,9 +222,9 @@ clock_advance(uint64_t ms)
 
 	if (!clk.manual)
 		return;
-	target = clk.now + ms;
+	target = clock_now_ms() + ms;
 	fire_due(target);
-	clk.now = target;
+	atomic_store_explicit(&clk.now, target, memory_order_relaxed);
 }
 
 struct clock_timer *

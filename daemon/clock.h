@@ -25,7 +25,8 @@ int		 clock_is_manual(void);
 /*
  * Unix epoch milliseconds. In real mode it is derived from CLOCK_MONOTONIC
  * anchored to the wall clock at start, so it never goes backwards when the
- * wall clock is stepped.
+ * wall clock is stepped. Any thread may call it; everything else here is for
+ * the loop's thread only.
  */
 uint64_t	 clock_now_ms(void);
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,7 +499,7 @@ END_TEST
 
 struct scribbler {
 	char		 path[256];
-	volatile int	 stop;
+	atomic_int	 stop;
 };
 
 static void *
@@ -508,7 +509,7 @@ scribble(void *arg)
 	unsigned char		 c = 0;
 	int			 fd = open(s->path, O_WRONLY);
 
-	while (!s->stop) {
+	while (!atomic_load(&s->stop)) {
 		(void)!pwrite(fd, &c, 1, (off_t)(random() % (20 << 20)));
 		c++;
 	}
@@ -531,7 +532,7 @@ START_TEST(file_changing_under_the_copy)
 
 	path_in(s.path, sizeof(s.path), "busy");
 	random_file(s.path, 20 << 20, 50);
-	s.stop = 0;
+	atomic_init(&s.stop, 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, scribble, &s), 0);
 	for (i = 0; i < 3; i++) {
 		create(s.path, &o);
@@ -545,7 +546,7 @@ START_TEST(file_changing_under_the_copy)
 		}
 		clear(&o);
 	}
-	s.stop = 1;
+	atomic_store(&s.stop, 1);
 	pthread_join(t, NULL);
 	ck_assert_int_gt(refused, 0);
 }
