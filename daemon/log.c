@@ -53,6 +53,8 @@ vlog(int pri, const char *fmt, va_list ap, const char *suffix)
 		errno = saved;
 		return;
 	}
+	/* The writer, worker and hasher threads log too: one line at once. */
+	flockfile(stderr);
 	if (journal)
 		fprintf(stderr, "<%d>", pri);
 	else {
@@ -65,6 +67,7 @@ vlog(int pri, const char *fmt, va_list ap, const char *suffix)
 	if (suffix != NULL)
 		fprintf(stderr, ": %s", suffix);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 	errno = saved;
 }
 
