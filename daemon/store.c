@@ -849,6 +849,7 @@ store_open(struct event_base *base, const char *path, int durability,
 		asprintf(cause, "cannot start the writer thread");
 		goto fail;
 	}
+	(void)pthread_setname_np(st.thread, "ermd-writer");	/* top -H */
 	st.running = 1;
 	return (0);
 fail:

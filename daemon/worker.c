@@ -119,6 +119,7 @@ worker_init(struct event_base *base, int nthreads)
 		if (pthread_create(&wp.threads[i], NULL, worker_main,
 		    NULL) != 0)
 			break;
+		(void)pthread_setname_np(wp.threads[i], "ermd-worker");
 		wp.nthreads++;
 	}
 	return (wp.nthreads > 0 ? 0 : -1);
