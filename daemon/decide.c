@@ -67,6 +67,7 @@ static struct {
 	size_t			 dirty_state;	/* dirty with a state change */
 	struct flush		*state_flush;	/* in flight, with a change */
 	struct clock_timer	*flush_timer;
+	struct clock_timer	*budget_timer;
 	uint64_t		 flush_failures;
 	uint64_t		 flush_retry_ms;	/* after a failure */
 	struct journal		*journal;	/* NULL: snapshots only */
@@ -80,6 +81,14 @@ static struct {
 	}			 compact;
 } dc;
 
+/*
+ * Retry-budget keys idle for a window are forgotten by a timer, a tenth of
+ * the table (at least BUDGET_EXPIRE_MIN keys) this often: each key is
+ * looked at about once in the default window of 10 s, off the request
+ * path.
+ */
+#define BUDGET_EXPIRE_MS	1000
+#define BUDGET_EXPIRE_MIN	1024
 /*
  * Window counters of a busy breaker change on every call; they are
  * written at most this often (a state change is written at once).
@@ -749,6 +758,17 @@ decide_flush(void)
 }
 
 static void
+budget_timer_cb(void *arg)
+{
+	size_t	n = retry_budget_nkeys(dc.budget) / 10;
+
+	(void)arg;
+	(void)retry_budget_expire(dc.budget, n > BUDGET_EXPIRE_MIN ? n :
+	    BUDGET_EXPIRE_MIN);
+	clock_timer_after(dc.budget_timer, BUDGET_EXPIRE_MS);
+}
+
+static void
 flush_timer_cb(void *arg)
 {
 	(void)arg;
@@ -1143,8 +1163,10 @@ decide_start(void)
 	 * out while the daemon was down, window counters) is stored too;
 	 * then the journal files read are no longer needed. */
 	breakers_foreach(dc.breakers, mark_each, NULL);
-	if ((dc.flush_timer = clock_timer_new(flush_timer_cb, NULL)) == NULL)
+	if ((dc.flush_timer = clock_timer_new(flush_timer_cb, NULL)) == NULL ||
+	    (dc.budget_timer = clock_timer_new(budget_timer_cb, NULL)) == NULL)
 		fatalx("decide: out of memory");
+	clock_timer_after(dc.budget_timer, BUDGET_EXPIRE_MS);
 	if ((f = flush_now()) != NULL) {
 		f->retire = old;
 		f->failures = dc.flush_failures;
@@ -1174,4 +1196,6 @@ decide_stop(void)
 	dc.journal = NULL;
 	clock_timer_free(dc.flush_timer);
 	dc.flush_timer = NULL;
+	clock_timer_free(dc.budget_timer);
+	dc.budget_timer = NULL;
 }

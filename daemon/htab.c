@@ -184,17 +184,23 @@ htab_remove(struct htab *h, struct hnode *node)
 }
 
 struct hnode *
-htab_next(const struct htab *h, const struct hnode *cur, size_t *bucket)
+htab_at(const struct htab *h, size_t *bucket)
 {
 	size_t	i;
 
-	if (cur != NULL && cur->hnext != NULL)
-		return (cur->hnext);
-	i = cur == NULL ? 0 : *bucket + 1;
-	for (; i < h->nb; i++)
+	for (i = *bucket; i < h->nb; i++)
 		if (h->b[i] != NULL) {
 			*bucket = i;
 			return (h->b[i]);
 		}
 	return (NULL);
+}
+
+struct hnode *
+htab_next(const struct htab *h, const struct hnode *cur, size_t *bucket)
+{
+	if (cur != NULL && cur->hnext != NULL)
+		return (cur->hnext);
+	*bucket = cur == NULL ? 0 : *bucket + 1;
+	return (htab_at(h, bucket));
 }

@@ -58,5 +58,11 @@ void		 htab_prefetch(const struct htab *const *tabs, size_t n,
  */
 struct hnode	*htab_next(const struct htab *h, const struct hnode *cur,
 		    size_t *bucket);
+/*
+ * The first node of the first non-empty bucket from *bucket on (which it
+ * sets, for htab_next to go on from), or NULL past the last: a walk that
+ * starts anywhere, e.g. at a random bucket.
+ */
+struct hnode	*htab_at(const struct htab *h, size_t *bucket);
 
 #endif

@@ -149,6 +149,13 @@ void		 retry_budget_window(struct retry_budget *b, const char *key,
 		    uint64_t *requests, uint64_t *retries);
 size_t		 retry_budget_nkeys(const struct retry_budget *b);
 /*
+ * Forget the keys idle for a whole window of their own, looking at about
+ * visits keys from where the last call stopped (at most the whole table
+ * once); returns how many went. Call it now and then: a key nobody uses
+ * stays until a call reaches it, its window reading zero meanwhile.
+ */
+size_t		 retry_budget_expire(struct retry_budget *b, size_t visits);
+/*
  * The policies changed (a reload): a key keeps counting in the window of
  * the policy that made it until then, and takes the window of the next
  * policy that uses it after.

@@ -901,14 +901,26 @@ START_TEST(test_budget_expiry_and_limits)
 	clock_advance(5000);
 	requests(b, "young", &p, 1);
 	ck_assert_uint_eq(retry_budget_nkeys(b), 2);
-	/* A key idle for a whole window is forgotten at the next use. */
+	/*
+	 * A key idle for a whole window reads zero at once, and is forgotten
+	 * by the next expiry pass that reaches it.
+	 */
 	clock_advance(5000);
 	requests(b, "other", &p, 1);
-	ck_assert_uint_eq(retry_budget_nkeys(b), 2);
+	ck_assert_uint_eq(retry_budget_nkeys(b), 3);
 	retry_budget_window(b, "old", &req, &ret);
 	ck_assert_uint_eq(req, 0);
-	clock_advance(10000);
 	retry_budget_window(b, "young", &req, &ret);
+	ck_assert_uint_eq(req, 1);
+	ck_assert_uint_eq(retry_budget_expire(b, 1000), 1);
+	ck_assert_uint_eq(retry_budget_nkeys(b), 2);
+	/* One ms short of young's window: it stays. */
+	clock_advance(4999);
+	ck_assert_uint_eq(retry_budget_expire(b, 1000), 0);
+	clock_advance(1);
+	ck_assert_uint_eq(retry_budget_expire(b, 1000), 1);
+	clock_advance(5000);
+	ck_assert_uint_eq(retry_budget_expire(b, 1000), 1);
 	ck_assert_uint_eq(retry_budget_nkeys(b), 0);
 
 	/* Key length. */
@@ -921,51 +933,80 @@ START_TEST(test_budget_expiry_and_limits)
 	ck_assert_int_eq(retry_budget_note_request(b, "", &p), -1);
 	retry_budget_free(b);
 
-	/* Full: the least recently used key makes room. */
-	b = retry_budget_new(10);
-	for (i = 0; i < 10; i++) {
+	/*
+	 * Full: with no more keys than the eviction samples, the least
+	 * recently used one makes room, exactly.
+	 */
+	b = retry_budget_new(8);
+	for (i = 0; i < 8; i++) {
 		snprintf(key, sizeof(key), "k%d", i);
 		requests(b, key, &p, 100);
+		clock_advance(1);
 	}
 	requests(b, "k0", &p, 1);		/* k1 is now the oldest */
-	requests(b, "k10", &p, 100);
-	ck_assert_uint_eq(retry_budget_nkeys(b), 10);
+	requests(b, "k8", &p, 100);
+	ck_assert_uint_eq(retry_budget_nkeys(b), 8);
 	retry_budget_window(b, "k0", &req, &ret);
 	ck_assert_uint_eq(req, 101);
 	retry_budget_window(b, "k1", &req, &ret);
 	ck_assert_uint_eq(req, 0);
-	retry_budget_free(b);
-
-	/*
-	 * A touch does not move a key (that would write two other keys'
-	 * links); a touched key at the old end gets a second chance instead.
-	 */
-	b = retry_budget_new(5);
-	for (i = 0; i < 5; i++) {
-		snprintf(key, sizeof(key), "k%d", i);
-		requests(b, key, &p, 1);
-	}
-	requests(b, "k1", &p, 1);
-	requests(b, "k3", &p, 1);
-	requests(b, "n0", &p, 1);		/* k0 goes */
-	requests(b, "n1", &p, 1);		/* k1 moves on; k2 goes */
-	requests(b, "n2", &p, 1);		/* k3 moves on; k4 goes */
-	ck_assert_uint_eq(retry_budget_nkeys(b), 5);
-	retry_budget_window(b, "k0", &req, &ret);
-	ck_assert_uint_eq(req, 0);
+	clock_advance(1);
+	requests(b, "k9", &p, 1);		/* then k2 */
 	retry_budget_window(b, "k2", &req, &ret);
 	ck_assert_uint_eq(req, 0);
-	retry_budget_window(b, "k4", &req, &ret);
-	ck_assert_uint_eq(req, 0);
-	retry_budget_window(b, "k1", &req, &ret);
-	ck_assert_uint_eq(req, 2);
-	retry_budget_window(b, "k3", &req, &ret);
-	ck_assert_uint_eq(req, 2);
-	requests(b, "n3", &p, 1);	/* n0, placed before k1 moved, goes */
-	retry_budget_window(b, "n0", &req, &ret);
-	ck_assert_uint_eq(req, 0);
-	retry_budget_window(b, "k1", &req, &ret);
-	ck_assert_uint_eq(req, 2);
+	for (i = 3; i <= 9; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		retry_budget_window(b, key, &req, &ret);
+		ck_assert_uint_eq(req, i == 9 ? 1 : 100);
+	}
+	retry_budget_free(b);
+}
+END_TEST
+
+/*
+ * A client inventing keys in a full table: each new key evicts the oldest
+ * of a sample, so the busy keys, used all along, stay.
+ */
+START_TEST(test_budget_flood_keeps_busy_keys)
+{
+	struct retry_policy	 p;
+	struct retry_budget	*b = retry_budget_new(1000);
+	char			 key[32];
+	uint64_t		 req, ret;
+	int			 i, j, kept = 0;
+
+	plain_policy(&p);
+	for (i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "idle-%d", i);
+		requests(b, key, &p, 1);
+	}
+	clock_advance(1);
+	/* 10 busy keys, each used after every 100 invented ones. */
+	for (i = 0; i < 5000; i++) {
+		if (i % 100 == 0) {
+			clock_advance(1);
+			for (j = 0; j < 10; j++) {
+				snprintf(key, sizeof(key), "busy-%d", j);
+				requests(b, key, &p, 1);
+			}
+		}
+		snprintf(key, sizeof(key), "flood-%d", i);
+		requests(b, key, &p, 1);
+		ck_assert_uint_le(retry_budget_nkeys(b), 1000);
+	}
+	for (j = 0; j < 10; j++) {
+		snprintf(key, sizeof(key), "busy-%d", j);
+		retry_budget_window(b, key, &req, &ret);
+		kept += req > 0;
+	}
+	/*
+	 * A busy key goes only when it is sampled and the 7 other keys of
+	 * its sample are as new as it is: at most the 110 keys used since
+	 * its last use, of 1000. The samples are random, but over the 5000
+	 * evictions that happens with a probability far below one in a
+	 * million.
+	 */
+	ck_assert_int_eq(kept, 10);
 	retry_budget_free(b);
 }
 END_TEST
@@ -975,7 +1016,7 @@ START_TEST(test_budget_many_keys)
 	struct retry_policy	 p;
 	struct retry_budget	*b = retry_budget_new(0);
 	char			 key[32];
-	uint64_t		 req, ret;
+	uint64_t		 req, ret, n;
 	int			 i;
 
 	plain_policy(&p);
@@ -989,15 +1030,34 @@ START_TEST(test_budget_many_keys)
 		retry_budget_window(b, key, &req, &ret);
 		ck_assert_uint_eq(req, 1);
 	}
-	/* One more key evicts the oldest, service-0. */
+	/* One more key evicts one of them. */
 	ck_assert_int_eq(retry_budget_note_request(b, "extra", &p), 0);
 	ck_assert_uint_eq(retry_budget_nkeys(b), RETRY_BUDGET_MAX_KEYS);
-	retry_budget_window(b, "service-0", &req, &ret);
-	ck_assert_uint_eq(req, 0);
-	/* All of them expire together. */
+	for (i = 0, n = 0; i < RETRY_BUDGET_MAX_KEYS; i++) {
+		snprintf(key, sizeof(key), "service-%d", i);
+		retry_budget_window(b, key, &req, &ret);
+		n += req;
+	}
+	ck_assert_uint_eq(n, RETRY_BUDGET_MAX_KEYS - 1);
+	/*
+	 * All of them expire together, in one whole pass (but the one that
+	 * made room for "late", which came first: the table was full).
+	 */
 	clock_advance(10000);
 	ck_assert_int_eq(retry_budget_note_request(b, "late", &p), 0);
+	ck_assert_uint_eq(retry_budget_expire(b, SIZE_MAX),
+	    RETRY_BUDGET_MAX_KEYS - 1);
 	ck_assert_uint_eq(retry_budget_nkeys(b), 1);
+	/* A pass looks at whole buckets, about as many keys as asked. */
+	for (i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "again-%d", i);
+		ck_assert_int_eq(retry_budget_note_request(b, key, &p), 0);
+	}
+	clock_advance(10000);
+	for (i = 0, n = 0; i < 10 && retry_budget_nkeys(b) > 0; i++)
+		n += retry_budget_expire(b, 1000);
+	ck_assert_uint_eq(n, 5001);
+	ck_assert_uint_ge(i, 5);
 	retry_budget_free(b);
 }
 END_TEST
@@ -1042,6 +1102,7 @@ retry_suite(void)
 	tcase_add_test(tc, test_budget_two_windows);
 	tcase_add_test(tc, test_budget_expiry_and_limits);
 	tcase_add_test(tc, test_budget_many_keys);
+	tcase_add_test(tc, test_budget_flood_keeps_busy_keys);
 	suite_add_tcase(s, tc);
 	return (s);
 }
