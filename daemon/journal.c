@@ -598,8 +598,9 @@ journal_rotate(struct journal *j)
 {
 	unsigned	closed = j->cur;
 
-	if (j->old_fd != -1 || j->broken)
-		return (0);		/* one at a time */
+	/* One at a time; and not under a batch that grows the file. */
+	if (j->old_fd != -1 || j->growing || j->broken)
+		return (0);
 	j->old_fd = file_stop(j);
 	j->dirty = 0;
 	j->cur++;

@@ -118,9 +118,11 @@ void		 journal_batch_done(struct journal_batch *);
  * Records appended from now on go to a new file, started here (on the
  * loop: a rare open and allocation). Returns the number of the file it
  * closes (with every older one it is what journal_remove() may drop
- * later), or 0 when the last rotation's file is not synced yet or the
- * journal is broken. When the new file cannot start, the journal breaks
- * (on_error) and the number is still returned.
+ * later), or 0 when the last rotation's file is not synced yet, a batch
+ * taken to grow the current file is not done yet (the file is cut to its
+ * records here, and that batch would extend it again), or the journal is
+ * broken. When the new file cannot start, the journal breaks (on_error)
+ * and the number is still returned.
  */
 unsigned	 journal_rotate(struct journal *);
 /*

@@ -307,6 +307,36 @@ START_TEST(rotation)
 END_TEST
 
 /*
+ * A rotation cuts the file to its records. One asked for while a batch
+ * that allocates the file's next step is out waits for that batch, which
+ * would otherwise extend the cut file again, a megabyte of zeros.
+ */
+START_TEST(rotation_waits_for_a_growing_batch)
+{
+	struct journal		*j;
+	struct journal_batch	*b;
+	unsigned		 old;
+	uint64_t		 n;
+
+	j = jopen(0, &old);
+	for (n = 0; n < (1u << 19) / 26 + 1; n++)	/* past half */
+		ck_assert_uint_ne(journal_append(j, "s3", 2, 0, 0, 1), 0);
+	ck_assert_ptr_nonnull(b = journal_take(j));	/* grows the file */
+	ck_assert_uint_eq(journal_rotate(j), 0);
+	ck_assert_int_eq(journal_batch_write(b), 0);
+	journal_batch_done(b);
+	ck_assert_int_eq(size_of(1), 2 << 20);
+	ck_assert_uint_eq(journal_rotate(j), 1);
+	flush(j);
+	ck_assert_int_eq(size_of(1), (off_t)(8 + n * 26));
+	journal_close(j);
+	j = jopen(0, &old);
+	ck_assert_uint_eq((uint64_t)seen.n, n);
+	journal_close(j);
+}
+END_TEST
+
+/*
  * Appends go straight into the file, which grows a step at a time: no
  * ceiling but the disk's. Names of 1 to JOURNAL_NAME_MAX bytes only.
  */
@@ -590,6 +620,7 @@ main(void)
 	tcase_add_test(tc, torn_tail_is_dropped);
 	tcase_add_test(tc, foreign_file_is_refused);
 	tcase_add_test(tc, rotation);
+	tcase_add_test(tc, rotation_waits_for_a_growing_batch);
 	tcase_add_test(tc, file_grows);
 	tcase_add_test(tc, records_survive_a_kill);
 	tcase_add_test(tc, batches_in_order);
